@@ -82,6 +82,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MOMENTO_API_KEY", None, "The Momento API key itself (local use only; prefer the secret)."),
     Variable("MOMENTO_ENDPOINT", None, "Momento endpoint, for API keys that need one (v2 keys)."),
     Variable(
+        "TABLE_NAME",
+        None,
+        "DynamoDB table name, for table reads on KEYS_ONLY/OLD_IMAGE streams, redrive and backfill; unset: taken "
+        "from the record's eventSourceARN.",
+    ),
+    Variable(
         "MOMENTO_LOCAL_ENDPOINT", None, "host:port of a plaintext local Momento-compatible server; no key is used."
     ),
 )

@@ -1,0 +1,68 @@
+"""Change messages: the compact JSON published to the topic for every change, kept under the topic's size limit.
+
+Momento topic messages are limited (4 KiB by default). A message that would exceed ``TOPIC_MAX_BYTES`` is sent
+without its images and with ``"truncated": true``; if even that is too large it carries only eventName, eventID,
+sequenceNumber, table, key and expired; a change whose message cannot fit at all is a poison record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream_processor.changes import Change, PoisonRecordError
+from stream_processor.dynamodb_json import InvalidAttributeValue, RawJson, attribute_map_json, json_object, project
+
+__all__ = ["MessageFormat"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFormat:
+    """How change messages are built: the attribute projection and the size limit."""
+
+    max_bytes: int = 4096
+    include: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def change_message(self, change: Change, cache_key: str, *, redriven: bool = False) -> bytes:
+        """The encoded change message; raises ``PoisonRecordError`` when the change cannot be encoded or fit."""
+        try:
+            keys = RawJson(attribute_map_json(change.keys))
+            new_image = self._image(change.new_image)
+            old_image = self._image(change.old_image)
+        except InvalidAttributeValue as error:
+            raise PoisonRecordError(f"malformed record: {error}") from None
+        head = [
+            ("eventName", change.event_name),
+            ("eventID", change.event_id),
+            ("sequenceNumber", change.sequence_number),
+            ("table", change.table),
+            ("key", cache_key),
+        ]
+        tail = [("expired", change.removed_by_ttl)]
+        if redriven:
+            tail.append(("redriven", True))
+        full = [*head, ("keys", keys)]
+        if new_image is not None:
+            full.append(("newImage", new_image))
+        if old_image is not None:
+            full.append(("oldImage", old_image))
+        created = [("approximateCreationDateTime", change.approximate_creation_time)]
+        if change.approximate_creation_time is None:
+            created = []
+        for members in (
+            [*full, *created, *tail],
+            [*head, ("keys", keys), *created, *tail, ("truncated", True)],
+            [*head, *tail],  # the identifying fields only (the documented minimal form)
+        ):
+            encoded = json_object(members).encode("utf-8")
+            if len(encoded) <= self.max_bytes:
+                return encoded
+        raise PoisonRecordError(
+            f"change message cannot fit the topic limit of {self.max_bytes} bytes even without images "
+            f"(cache key of {len(cache_key.encode('utf-8'))} bytes)"
+        )
+
+    def _image(self, image) -> RawJson | None:
+        if image is None:
+            return None
+        return RawJson(attribute_map_json(project(image, self.include, self.exclude)))

@@ -1,0 +1,63 @@
+"""Logs and metrics: Powertools Logger (structured JSON, request-id correlation) and Metrics (EMF), one summary each.
+
+Every invocation ends with one INFO line and one set of metrics carrying the same counts, and one ERROR line per
+distinct systemic cause, never one per record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+__all__ = ["BatchSummary", "log_causes", "logger", "metrics", "publish_summary"]
+
+SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or "dynamodb-momento-stream-processor"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or "DynamoDBMomento", service=SERVICE)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """The counts of one invocation."""
+
+    records: int = 0
+    sets: int = 0
+    deletes: int = 0
+    publishes: int = 0
+    superseded_writes: int = 0
+    retries: int = 0
+    failures: int = 0
+    poison_records: int = 0
+    duration_ms: float = 0.0
+
+
+_METRIC_NAMES = {
+    "records": "Records",
+    "sets": "CacheSets",
+    "deletes": "CacheDeletes",
+    "publishes": "Publishes",
+    "superseded_writes": "SupersededWrites",
+    "retries": "Retries",
+    "failures": "BatchItemFailures",
+    "poison_records": "PoisonRecords",
+}
+
+
+def publish_summary(summary: BatchSummary) -> None:
+    """One INFO log line and the matching EMF metrics."""
+    counts = asdict(summary)
+    logger.info("batch processed", extra=counts)
+    for field, name in _METRIC_NAMES.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[field])
+    metrics.add_metric(name="Duration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+
+
+def log_causes(message: str, causes: Mapping[str, int] | Iterable[str], **extra) -> None:
+    """One ERROR line per distinct cause, with how many records it affected."""
+    counted = causes if isinstance(causes, Mapping) else {cause: 1 for cause in causes}
+    for cause, count in counted.items():
+        logger.error(message, extra={"cause": cause, "records": count, **extra})

@@ -1,0 +1,268 @@
+"""The batch planner: a batch of stream records to a plan of cache writes and change messages, per cache key.
+
+Pure code, no I/O. Changes are grouped by cache key in stream order. Per key only the last cache write is kept (the
+earlier ones are superseded: the cache would hold them for microseconds), and every change of the key is published
+after that write, in stream order, so a subscriber that reads the cache on a message never sees an older state.
+Different keys are independent and may run concurrently.
+
+Powertools' batch processors run records either in order or all at once; neither keeps per-key order with concurrency
+across keys, and neither can supersede writes, so this planner is the project's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_processor.cache_keys import CacheKeyBuilder, KeyTemplateMismatch
+from stream_processor.changes import Change, PoisonRecordError, parse_change, sequence_number_of, table_name_of
+from stream_processor.config import Settings
+from stream_processor.dynamodb_json import InvalidAttributeValue, attribute_map_json, project
+from stream_processor.messages import MessageFormat
+from stream_processor.ttl import TtlPolicy
+
+__all__ = [
+    "ChangeRules",
+    "ItemRead",
+    "KeyChange",
+    "KeyPlan",
+    "ParsedBatch",
+    "Plan",
+    "PoisonRecord",
+    "RejectedRecord",
+    "SetItem",
+    "items_to_read",
+    "plan_batch",
+    "read_batch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRules:
+    """Everything that turns a change into cache writes and messages: keys, values, TTLs, message format."""
+
+    keys: CacheKeyBuilder
+    ttl: TtlPolicy
+    messages: MessageFormat
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChangeRules:
+        return cls(
+            keys=CacheKeyBuilder(settings.key_template),
+            ttl=TtlPolicy(settings.default_ttl_seconds, settings.max_ttl_seconds, settings.ttl_attribute),
+            messages=MessageFormat(
+                max_bytes=settings.topic_max_bytes,
+                include=settings.include_attributes,
+                exclude=settings.exclude_attributes,
+            ),
+        )
+
+    def cache_value(self, image: Mapping[str, Any]) -> bytes:
+        """The cache value of an item: its projected image as compact UTF-8 JSON."""
+        return attribute_map_json(project(image, self.messages.include, self.messages.exclude)).encode("utf-8")
+
+    def cache_write(self, image: Mapping[str, Any] | None, now: float) -> SetItem | None:
+        """The write that makes the cache hold ``image``: a set, or None (delete) when it is gone or expired."""
+        if image is None:
+            return None
+        ttl_ms = self.ttl.ttl_milliseconds(image, now)
+        if ttl_ms is None:
+            return None
+        return SetItem(self.cache_value(image), ttl_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class SetItem:
+    """A cache set: the encoded value and its TTL in whole milliseconds (a delete is represented by None)."""
+
+    value: bytes
+    ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonRecord:
+    """A record that can never succeed: it goes to the dead-letter queue with its reason and then counts as handled."""
+
+    sequence_number: str | None
+    reason: str
+    record: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record that fails for a systemic cause (configuration): reported for Lambda to retry, never dead-lettered."""
+
+    sequence_number: str | None
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """One change of a key: its change message, or the poison reason when the change cannot be applied."""
+
+    sequence_number: str
+    record: Any
+    message: bytes | None
+    poison_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """All changes of one cache key in a batch: one cache write (``write`` None = delete), then the messages."""
+
+    cache_key: str
+    write: SetItem | None
+    writer: KeyChange
+    changes: tuple[KeyChange, ...]
+
+    @property
+    def superseded_writes(self) -> int:
+        return len(self.changes) - 1
+
+    @property
+    def earliest_sequence_number(self) -> str:
+        return self.changes[0].sequence_number
+
+
+@dataclass(frozen=True)
+class ItemRead:
+    """An item whose current state must be read from the table (its stream sends no new image)."""
+
+    cache_key: str
+    table: str
+    keys: Mapping[str, Any]
+
+
+@dataclass
+class ParsedBatch:
+    """A batch read into changes grouped by cache key (first appearance order), plus what could not be keyed."""
+
+    by_key: dict[str, list[Change | PoisonRecord]] = field(default_factory=dict)
+    unkeyed_poison: list[PoisonRecord] = field(default_factory=list)
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    records: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do for a batch: per-key plans, poison records for the dead-letter queue, rejected records to report."""
+
+    key_plans: tuple[KeyPlan, ...]
+    poison: tuple[PoisonRecord, ...]
+    rejected: tuple[RejectedRecord, ...]
+    records: int
+
+    @property
+    def superseded_writes(self) -> int:
+        return sum(plan.superseded_writes for plan in self.key_plans)
+
+
+def read_batch(records: Sequence[Any], rules: ChangeRules) -> ParsedBatch:
+    """Parse every record and group it under its cache key, keeping stream order within each key."""
+    batch = ParsedBatch(records=len(records))
+    for record in _in_stream_order(records):
+        try:
+            change = parse_change(record)
+            cache_key = rules.keys.cache_key(change.table, change.keys)
+        except KeyTemplateMismatch as mismatch:
+            batch.rejected.append(RejectedRecord(sequence_number_of(record), mismatch.cause))
+            continue
+        except PoisonRecordError as poison:
+            entry = PoisonRecord(sequence_number_of(record), poison.reason, record)
+            cache_key = _cache_key_of_poison(record, rules)
+            if cache_key is None:
+                batch.unkeyed_poison.append(entry)
+            else:
+                batch.by_key.setdefault(cache_key, []).append(entry)
+            continue
+        batch.by_key.setdefault(cache_key, []).append(change)
+    return batch
+
+
+def items_to_read(batch: ParsedBatch) -> list[ItemRead]:
+    """The items to read from the table: keys whose last change is an INSERT/MODIFY without a new image."""
+    reads = []
+    for cache_key, entries in batch.by_key.items():
+        last = entries[-1]
+        if isinstance(last, Change) and last.needs_table_read:
+            reads.append(ItemRead(cache_key, last.table, last.keys))
+    return reads
+
+
+def plan_batch(
+    batch: ParsedBatch,
+    rules: ChangeRules,
+    now: float,
+    current_items: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> Plan:
+    """The plan for a parsed batch. ``current_items`` holds the table reads (cache key to item, None when gone)."""
+    key_plans: list[KeyPlan] = []
+    poison: list[PoisonRecord] = list(batch.unkeyed_poison)
+    for cache_key, entries in batch.by_key.items():
+        changes: list[KeyChange] = []
+        for entry in entries:
+            if isinstance(entry, PoisonRecord):
+                poison.append(entry)
+                changes.append(KeyChange(entry.sequence_number or "", entry.record, None, entry.reason))
+                continue
+            try:
+                message = rules.messages.change_message(entry, cache_key)
+            except PoisonRecordError as error:
+                poison.append(PoisonRecord(entry.sequence_number, error.reason, entry.record))
+                changes.append(KeyChange(entry.sequence_number, entry.record, None, error.reason))
+                continue
+            changes.append(KeyChange(entry.sequence_number, entry.record, message))
+        writer = changes[-1]
+        write = None  # a poison last change leaves the key deleted: the cache never holds a state the table left
+        if writer.poison_reason is None:
+            last = entries[-1]
+            assert isinstance(last, Change)
+            try:
+                write = _final_write(last, cache_key, rules, now, current_items)
+            except InvalidAttributeValue as error:  # pragma: no cover - the message already validated the image
+                reason = f"malformed record: {error}"
+                poison.append(PoisonRecord(writer.sequence_number, reason, writer.record))
+                writer = KeyChange(writer.sequence_number, writer.record, None, reason)
+                changes[-1] = writer
+        key_plans.append(KeyPlan(cache_key, write, writer, tuple(changes)))
+    return Plan(tuple(key_plans), tuple(poison), tuple(batch.rejected), batch.records)
+
+
+def _final_write(
+    change: Change,
+    cache_key: str,
+    rules: ChangeRules,
+    now: float,
+    current_items: Mapping[str, Mapping[str, Any] | None] | None,
+) -> SetItem | None:
+    if change.event_name == "REMOVE":
+        return None
+    if change.new_image is not None:
+        return rules.cache_write(change.new_image, now)
+    if current_items is None or cache_key not in current_items:
+        raise LookupError(f"no table read for {cache_key!r}: call items_to_read() and pass current_items")
+    return rules.cache_write(current_items[cache_key], now)
+
+
+def _cache_key_of_poison(record: Any, rules: ChangeRules) -> str | None:
+    """The cache key of a poison record when its keys and table can still be read, so it keeps its place in order."""
+    try:
+        keys = record["dynamodb"]["Keys"]
+        table = table_name_of(record.get("eventSourceARN"))
+        if table is None or not isinstance(keys, Mapping) or not keys:
+            return None
+        return rules.keys.cache_key(table, keys)
+    except (KeyError, TypeError, AttributeError, PoisonRecordError, KeyTemplateMismatch):
+        return None
+
+
+def _in_stream_order(records: Iterable[Any]) -> list[Any]:
+    """Records sorted by sequence number (Lambda sends them in order; this guards hand-made events)."""
+    records = list(records)
+    numbers = [sequence_number_of(record) for record in records]
+    if all(numbers) and all(int(a) <= int(b) for a, b in itertools.pairwise(numbers)):  # type: ignore[arg-type]
+        return records
+    # Keep unnumbered records where they are relative to each other; numbered ones sort by value.
+    return sorted(records, key=lambda r: int(sequence_number_of(r) or 0))
