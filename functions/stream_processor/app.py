@@ -65,9 +65,11 @@ class StreamProcessor:
                     "event_keys": sorted(event)[:10] if isinstance(event, Mapping) else None,
                 },
             )
+            publish_summary(BatchSummary(duration_ms=_elapsed_ms(started)))
             return {"batchItemFailures": []}
         if not records:
             logger.warning("empty batch: nothing to process")
+            publish_summary(BatchSummary(duration_ms=_elapsed_ms(started)))
             return {"batchItemFailures": []}
 
         batch = read_batch(records, self.rules)
@@ -100,7 +102,7 @@ class StreamProcessor:
                 retries=report.retries,
                 failures=len(identifiers),
                 poison_records=len(poison),
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=_elapsed_ms(started),
             )
         )
         return {"batchItemFailures": [{"itemIdentifier": identifier} for identifier in identifiers]}
@@ -133,6 +135,10 @@ class StreamProcessor:
         unsent, errors = self.dead_letters.send(poison)
         log_causes("dead-letter queue send failed (records reported for retry)", Counter(errors))
         return unsent
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _unique(sequence_numbers: list[str | None]) -> list[str]:

@@ -221,12 +221,13 @@ def _check_key_template(template: str) -> None:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
     except ValueError as error:
         raise ConfigurationError(f"KEY_TEMPLATE is not a valid str.format template: {error}") from None
-    if not fields:
+    if not [field for field in fields if field != "table"]:
         raise ConfigurationError(
             "KEY_TEMPLATE must name at least one key attribute, e.g. '{pk}#{sk}' or 'weather:{Location}'"
         )
     for field in fields:
-        if not field or "." in field or "[" in field:
+        # str.format treats a numeric field as a positional argument, which a map of attribute names never fills
+        if not field or field.isdigit() or "." in field or "[" in field:
             raise ConfigurationError(
                 f"KEY_TEMPLATE placeholders must be plain attribute names like {{pk}}, got {{{field}}}"
             )
