@@ -101,7 +101,7 @@ class MomentoRuntime:
 
     def close(self) -> None:
         async def close_clients() -> None:
-            await self.cache.close()
+            await self.cache.__aexit__(None, None, None)  # the async cache client only closes as a context manager
             await self.topics.close()
 
         self.loop.run_until_complete(close_clients())

@@ -7,12 +7,15 @@ throttling or timeouts, so those are handled here.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["Backoff", "Deadline"]
+from stream_processor.momento_errors import CallFailure, FailureKind
+
+__all__ = ["Backoff", "Deadline", "call_with_retries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +51,32 @@ class Deadline:
     def can_afford(self, delay_seconds: float, worst_call_seconds: float) -> bool:
         """Whether waiting ``delay_seconds`` and one more worst-case call still leaves room to reply."""
         return self.remaining_seconds() - delay_seconds - worst_call_seconds - self.reply_margin_seconds > 0
+
+
+async def call_with_retries(
+    operation: Callable[[], Awaitable[CallFailure | None]],
+    deadline: Deadline,
+    worst_call_seconds: float,
+    *,
+    backoff: Backoff,
+    rng: random.Random,
+    on_retry: Callable[[CallFailure], None] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> CallFailure | None:
+    """Run a Momento call until it succeeds, fails for good, or the deadline cannot afford another attempt.
+
+    Only ``RETRYABLE`` failures are retried; the last failure is returned (None on success). ``on_retry`` sees each
+    failure that is about to be retried (for counting); ``sleep`` is injectable so tests need no wall-clock time.
+    """
+    attempt = 0
+    while True:
+        failure = await operation()
+        if failure is None or failure.kind is not FailureKind.RETRYABLE:
+            return failure
+        delay = backoff.delay(attempt, rng)
+        if not deadline.can_afford(delay, worst_call_seconds):
+            return failure
+        if on_retry is not None:
+            on_retry(failure)
+        attempt += 1
+        await sleep(delay)
