@@ -1,0 +1,60 @@
+"""Credentials and the container's clients: the secret path (moto Secrets Manager), clear errors, no key leaks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import jwt
+import pytest
+
+from stream_processor.config import ConfigurationError, MomentoConnection, load_settings
+from stream_processor.momento_clients import MomentoRuntime, credential_provider
+
+V2_KEY = jwt.encode({"t": "g", "id": "sensitive-key-id"}, "test-signing-key-of-at-least-32-bytes", algorithm="HS256")
+ENDPOINT = "cell-1-us-east-1-1.prod.a.momentohq.com"
+
+
+def test_the_key_is_read_from_the_secret(aws):
+    boto3.client("secretsmanager").create_secret(Name="momento/api-key", SecretString=V2_KEY)
+
+    provider = credential_provider(MomentoConnection(api_key_secret="momento/api-key", endpoint=ENDPOINT))
+
+    assert provider.get_auth_token() == V2_KEY
+    assert provider.cache_endpoint.endswith(ENDPOINT)
+
+
+def test_an_unreadable_secret_stops_start_up_naming_the_variable(aws):
+    with pytest.raises(ConfigurationError, match=r"MOMENTO_API_KEY_SECRET: cannot read secret 'missing'"):
+        credential_provider(MomentoConnection(api_key_secret="missing", endpoint=ENDPOINT))
+
+
+def test_an_invalid_key_is_refused_without_echoing_it():
+    leaked = "abc-123-secret-looking-value"
+    with pytest.raises(ConfigurationError) as raised:
+        credential_provider(MomentoConnection(api_key=leaked, endpoint=ENDPOINT))
+    assert "MOMENTO_API_KEY" in str(raised.value)
+    assert leaked not in str(raised.value)
+
+
+def test_the_key_never_appears_in_settings_reprs():
+    settings = load_settings({"CACHE_NAME": "c", "TOPIC_NAME": "t", "MOMENTO_API_KEY": V2_KEY})
+    assert V2_KEY not in repr(settings) and V2_KEY not in str(settings.momento)
+
+
+def test_one_runtime_serves_many_invocations_on_its_own_loop(momento_server):
+    runtime = MomentoRuntime(
+        MomentoConnection(local_host=momento_server.host, local_port=momento_server.port),
+        "test-cache",
+        "test-topic",
+        timedelta(minutes=5),
+    )
+    try:
+        for round_number in range(3):  # three "invocations": a fresh asyncio.run() each time would break the clients
+            assert runtime.run(runtime.set(f"k{round_number}", b"v", 60_000)) is None
+            assert runtime.run(runtime.publish(b'{"key":"k"}')) is None
+        assert set(momento_server.cache_items("test-cache")) == {"k0", "k1", "k2"}
+        assert momento_server.published("test-cache", "test-topic") == [b'{"key":"k"}'] * 3
+    finally:
+        runtime.close()
+    assert runtime.loop.is_closed()
