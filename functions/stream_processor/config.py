@@ -84,8 +84,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "TABLE_NAME",
         None,
-        "DynamoDB table name, for table reads on KEYS_ONLY/OLD_IMAGE streams, redrive and backfill; unset: taken "
-        "from the record's eventSourceARN.",
+        "DynamoDB table of the redrive and backfill functions; unset: the table named in the stream ARN (redrive) "
+        "or the backfill request.",
     ),
     Variable(
         "MOMENTO_LOCAL_ENDPOINT", None, "host:port of a plaintext local Momento-compatible server; no key is used."
@@ -141,6 +141,7 @@ class Settings:
     topic_max_bytes: int
     max_in_flight: int
     dlq_url: str | None
+    table_name: str | None
     momento: MomentoConnection
 
 
@@ -208,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         topic_max_bytes=topic_max_bytes,
         max_in_flight=positive_int("MAX_IN_FLIGHT"),
         dlq_url=text("DLQ_URL"),
+        table_name=text("TABLE_NAME"),
         momento=_momento_connection(text),
     )
 
