@@ -38,12 +38,13 @@ def key_value_text(value: Any) -> str:
         ((kind, data),) = value.items()
         try:
             if kind == "S" and isinstance(data, str):
+                data.encode("utf-8")  # a lone surrogate (hand-made event) has no UTF-8 form: no Momento key
                 return data
             if kind == "N":
                 return number_text(data)
             if kind == "B":
                 return binary_text(data)
-        except InvalidAttributeValue as error:
+        except (InvalidAttributeValue, UnicodeEncodeError) as error:
             raise PoisonRecordError(f"malformed key value: {error}") from None
     raise PoisonRecordError(f"malformed record: key value {value!r:.80} is not an S, N or B attribute value")
 

@@ -56,7 +56,7 @@ def sequence_number_of(record: Any) -> str | None:
         dynamodb = record.get("dynamodb")
         if isinstance(dynamodb, Mapping):
             value = dynamodb.get("SequenceNumber")
-            if isinstance(value, str) and value.isdigit():
+            if isinstance(value, str) and value.isascii() and value.isdigit():  # int() must read it
                 return value
     return None
 

@@ -111,6 +111,7 @@ def _write_map(image: AttributeMap, out: list[str]) -> None:
     for name, value in image.items():
         if not isinstance(name, str):
             raise InvalidAttributeValue(f"attribute name {name!r} is not a string")
+        _check_unicode(name, "attribute name")
         if not first:
             out.append(",")
         first = False
@@ -141,6 +142,7 @@ def _write_value(value: AttributeValue, out: list[str]) -> None:
     if kind == "S":
         if not isinstance(data, str):
             raise InvalidAttributeValue("S value is not a string")
+        _check_unicode(data, "S value")
         out.append(_encode_string(data))
     elif kind == "N":
         out.append(number_text(data))
@@ -171,4 +173,15 @@ def _write_value(value: AttributeValue, out: list[str]) -> None:
 def _write_set_string(item: Any, out: list[str]) -> None:
     if not isinstance(item, str):
         raise InvalidAttributeValue("SS member is not a string")
+    _check_unicode(item, "SS member")
     out.append(_encode_string(item))
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """Reject text that has no UTF-8 form (a lone surrogate, possible only in a hand-made event)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidAttributeValue(f"{what} is not valid Unicode text (lone surrogate)") from None

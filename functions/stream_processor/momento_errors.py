@@ -11,9 +11,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from momento.errors import MomentoErrorCode
 
-__all__ = ["CallFailure", "FailureKind", "classify", "error_trailer"]
+__all__ = ["CallFailure", "FailureKind", "classify", "error_trailer", "grpc_status"]
 
 
 class FailureKind(enum.Enum):
@@ -69,10 +70,28 @@ def error_trailer(error: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def grpc_status(error: Any) -> grpc.StatusCode | None:
+    """The gRPC status the service answered with, when the error came from the service."""
+    try:
+        return error.inner_exception.transport_details.grpc.code
+    except AttributeError:
+        return None
+
+
 def classify(error: Any) -> CallFailure:
     """The failure kind of an SDK ``Error`` response (anything with ``error_code`` and ``message``)."""
     code = getattr(error, "error_code", MomentoErrorCode.UNKNOWN_ERROR)
     name = getattr(code, "name", str(code))
+    # The SDK files both of these under BAD_REQUEST_ERROR; neither says that this one request can never succeed.
+    status = grpc_status(error)
+    if status is grpc.StatusCode.UNKNOWN:
+        return CallFailure(FailureKind.RETRYABLE, "UNKNOWN_SERVICE_ERROR")
+    if status is grpc.StatusCode.UNIMPLEMENTED:
+        return CallFailure(
+            FailureKind.SYSTEMIC,
+            "UNIMPLEMENTED: the endpoint does not serve the Momento API: "
+            "check MOMENTO_ENDPOINT / MOMENTO_LOCAL_ENDPOINT",
+        )
     if code is MomentoErrorCode.LIMIT_EXCEEDED_ERROR:
         trailer = error_trailer(error)
         if trailer in _SIZE_LIMITS:

@@ -7,6 +7,7 @@ deleted) unless the value is that old, in which case DynamoDB keeps the item and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ class TtlPolicy:
         if not isinstance(value, Mapping) or "N" not in value:
             return None  # DynamoDB ignores a TTL attribute that is not a number; so do we
         try:
-            return float(value["N"])
+            expires_at = float(value["N"])
         except (TypeError, ValueError):
             return None
+        return expires_at if math.isfinite(expires_at) else None  # NaN/Infinity are not DynamoDB numbers

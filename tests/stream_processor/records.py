@@ -10,11 +10,13 @@ import re
 from typing import Any
 
 __all__ = [
+    "CREATED",
     "WEATHER_STREAM_ARN",
     "attribute",
     "batch",
     "image",
     "insert",
+    "keys_only",
     "modify",
     "record",
     "remove",
@@ -87,6 +89,11 @@ def modify(location: str, *, seq: int, old: dict[str, Any] | None = None, **attr
 
 def remove(location: str, *, seq: int, **old_attributes: Any) -> dict[str, Any]:
     return record("REMOVE", location, seq=seq, old=image(location, **old_attributes))
+
+
+def keys_only(event_name: str, location: str, *, seq: int) -> dict[str, Any]:
+    """A record of a KEYS_ONLY stream: no images, the item must be read from the table."""
+    return record(event_name, location, seq=seq, view_type="KEYS_ONLY")
 
 
 def ttl_remove(location: str, *, seq: int, **old_attributes: Any) -> dict[str, Any]:

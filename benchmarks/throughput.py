@@ -1,0 +1,292 @@
+"""Throughput: the real handler next to the raw SDK limit, and hot keys next to distinct keys, in interleaved rounds.
+
+The raw limit is the same ``set`` + ``publish`` calls (the handler's own cache keys, values, TTLs and messages, taken
+from its plan before timing) issued straight through ``CacheClientAsync`` / ``TopicClientAsync`` with the handler's
+configurations, at the same concurrency, on the handler's own event loop. Handler and raw runs alternate in every
+round (and swap order each round) so machine drift hits both alike; figures are medians over rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from benchmarks.environment import (
+    BENCH_CACHE,
+    BENCH_TOPIC,
+    UNSET_VARIABLES,
+    HandlerSummary,
+    SummaryCapture,
+    handler_environment,
+    lambda_context,
+    quiet_stdout,
+)
+from benchmarks.workload import BatchShape, stream_batch
+
+__all__ = ["HotKeyFigures", "Run", "ThroughputBench", "ThroughputFigures", "median"]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed batch: wall seconds, process CPU seconds (every thread, gRPC's included) and cache writes issued."""
+
+    changes: int
+    seconds: float
+    cpu_seconds: float
+    cache_writes: int | None = None
+
+    @property
+    def changes_per_second(self) -> float:
+        return self.changes / self.seconds
+
+    @property
+    def seconds_per_change(self) -> float:
+        return self.seconds / self.changes
+
+
+@dataclass
+class ThroughputFigures:
+    """Handler and raw-SDK runs of one batch size; ``ratios`` pairs the runs of each round (handler/raw throughput)."""
+
+    size: int
+    handler: list[Run] = field(default_factory=list)
+    raw: list[Run] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [raw.seconds / handler.seconds for handler, raw in zip(self.handler, self.raw, strict=False)]
+
+    @property
+    def handler_rate(self) -> float:
+        return median([run.changes_per_second for run in self.handler])
+
+    @property
+    def raw_rate(self) -> float:
+        return median([run.changes_per_second for run in self.raw])
+
+    @property
+    def ratio(self) -> float:
+        return median(self.ratios)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Median over rounds of raw CPU / handler CPU: steadier than wall time when other load shares the CPUs."""
+        pairs = zip(self.handler, self.raw, strict=False)
+        return median([raw.cpu_seconds / handler.cpu_seconds for handler, raw in pairs])
+
+    @property
+    def handler_seconds(self) -> float:
+        return median([run.seconds for run in self.handler])
+
+    @property
+    def raw_seconds(self) -> float:
+        return median([run.seconds for run in self.raw])
+
+    @property
+    def handler_cpu_seconds(self) -> float:
+        return median([run.cpu_seconds for run in self.handler])
+
+    @property
+    def raw_cpu_seconds(self) -> float:
+        return median([run.cpu_seconds for run in self.raw])
+
+
+@dataclass
+class HotKeyFigures:
+    """Hot-key batches (many changes over few keys) paired with the same number of changes on distinct keys."""
+
+    changes: int
+    keys: int
+    hot: list[Run] = field(default_factory=list)
+    distinct: list[Run] = field(default_factory=list)
+
+    @property
+    def cache_writes(self) -> list[int]:
+        return [run.cache_writes for run in self.hot if run.cache_writes is not None]
+
+    @property
+    def gains(self) -> list[float]:
+        return [distinct.seconds / hot.seconds for hot, distinct in zip(self.hot, self.distinct, strict=False)]
+
+    @property
+    def gain(self) -> float:
+        return median(self.gains)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One raw SDK call: a set (value and ttl given) or a publish (message given)."""
+
+    key: str | None = None
+    value: bytes | None = None
+    ttl: timedelta | None = None
+    message: str | None = None
+
+
+class ThroughputBench:
+    """Runs the real handler (in this process) and the raw SDK against the local server at ``endpoint``."""
+
+    def __init__(self, endpoint: str, *, max_in_flight: int = 64, memory_mb: int = 512) -> None:
+        # The handler reads its configuration from the environment on first use, Powertools at import.
+        for name in UNSET_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(handler_environment(endpoint, max_in_flight=max_in_flight))
+        from stream_processor import app
+        from stream_processor.observability import logger
+
+        self._app = app
+        app.processor.cache_clear()  # a processor built earlier in this process would point at another server
+        self.processor = app.processor()
+        self.max_in_flight = max_in_flight
+        self.memory_mb = memory_mb
+        self.summaries = SummaryCapture()
+        logger.addHandler(self.summaries)
+        self._cache, self._topics = self._build_raw_clients(endpoint)
+
+    def _build_raw_clients(self, endpoint: str):
+        from momento import CacheClientAsync, Configurations, CredentialProvider, TopicClientAsync, TopicConfigurations
+
+        host, port = endpoint.rsplit(":", 1)
+        credentials = CredentialProvider.for_momento_local(host, int(port))
+        ttl = timedelta(seconds=self.processor.settings.default_ttl_seconds)
+
+        async def build():
+            # On the handler's loop, as the handler builds its own: gRPC channels bind to the loop they start on.
+            return (
+                CacheClientAsync(Configurations.Lambda.latest(), credentials, ttl),
+                TopicClientAsync(TopicConfigurations.Default.latest(), credentials),
+            )
+
+        return self.processor.momento.run(build())
+
+    # --- the handler ----------------------------------------------------------------------------------------
+
+    def run_handler(self, event: dict[str, Any]) -> tuple[Run, HandlerSummary]:
+        """One invocation of the real handler; raises if any record failed (the figures would be meaningless)."""
+        context = lambda_context(self.memory_mb)
+        with quiet_stdout():
+            started, cpu_started = time.perf_counter(), time.process_time()
+            response = self._app.handler(event, context)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        summary = self.summaries.last()
+        changes = len(event["Records"])
+        if response["batchItemFailures"] or summary.failures or summary.publishes != changes:
+            raise RuntimeError(f"the handler did not process the whole batch: {summary}, {response}")
+        return Run(changes, seconds, cpu, summary.cache_writes), summary
+
+    # --- the raw SDK ----------------------------------------------------------------------------------------
+
+    def raw_calls(self, event: dict[str, Any]) -> list[_Call]:
+        """The handler's own calls for this event (keys, values, TTLs, messages), taken from its plan."""
+        from stream_processor.planner import plan_batch, read_batch
+
+        rules = self.processor.rules
+        plan = plan_batch(read_batch(event["Records"], rules), rules, time.time())
+        calls: list[_Call] = []
+        for key_plan in plan.key_plans:
+            write = key_plan.write
+            assert write is not None, "the benchmark sends INSERTs only"
+            calls.append(_Call(key=key_plan.cache_key, value=write.value, ttl=timedelta(milliseconds=write.ttl_ms)))
+            calls.extend(_Call(message=change.message.decode("utf-8")) for change in key_plan.changes if change.message)
+        return calls
+
+    def run_raw(self, calls: list[_Call], changes: int) -> Run:
+        """Issue ``calls`` through the SDK with ``max_in_flight`` workers; raises if any call failed."""
+        started, cpu_started = time.perf_counter(), time.process_time()
+        failed = self.processor.momento.run(self._issue(calls))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        if failed:
+            raise RuntimeError(f"{failed} raw SDK calls failed")
+        return Run(changes, seconds, cpu, sum(call.message is None for call in calls))
+
+    async def _issue(self, calls: list[_Call]) -> int:
+        from momento.responses import CacheSet, TopicPublish
+
+        cache, topics, pending = self._cache, self._topics, iter(calls)
+        failed = 0
+
+        async def worker() -> None:
+            nonlocal failed
+            for call in pending:
+                if call.message is None:
+                    ok = isinstance(await cache.set(BENCH_CACHE, call.key, call.value, call.ttl), CacheSet.Success)
+                else:
+                    ok = isinstance(await topics.publish(BENCH_CACHE, BENCH_TOPIC, call.message), TopicPublish.Success)
+                failed += not ok
+
+        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(calls)))))
+        return failed
+
+    # --- rounds ---------------------------------------------------------------------------------------------
+
+    def measure(
+        self,
+        sizes: Sequence[int],
+        rounds: int,
+        *,
+        hot_changes: int,
+        hot_keys: int,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> tuple[list[ThroughputFigures], HotKeyFigures]:
+        """Interleaved rounds over every size, plus the hot-key pair; one warm-up round first (not recorded)."""
+        events = {size: stream_batch(BatchShape(size, key_prefix=f"n{size}")) for size in sizes}
+        calls = {size: self.raw_calls(event) for size, event in events.items()}
+        hot_event = stream_batch(BatchShape(hot_changes, keys=hot_keys, key_prefix="hot"))
+        hot_distinct = stream_batch(BatchShape(hot_changes, key_prefix="cold"))
+        figures = {size: ThroughputFigures(size) for size in sizes}
+        hot = HotKeyFigures(hot_changes, hot_keys)
+
+        for size in sizes:  # warm-up: connections opened, allocators and caches grown, as in a warm container
+            if size <= 1000:
+                self.run_handler(events[size])
+                self.run_raw(calls[size], size)
+        for number in range(rounds):
+            handler_first = number % 2 == 0  # swapping the order cancels any first-or-second advantage
+            for size in sizes:
+                progress(f"round {number + 1}/{rounds}: {size} records")
+                if not handler_first:
+                    figures[size].raw.append(self.run_raw(calls[size], size))
+                figures[size].handler.append(self.run_handler(events[size])[0])
+                if handler_first:
+                    figures[size].raw.append(self.run_raw(calls[size], size))
+            progress(f"round {number + 1}/{rounds}: hot keys")
+            if not handler_first:
+                hot.distinct.append(self.run_handler(hot_distinct)[0])
+            hot.hot.append(self.run_handler(hot_event)[0])
+            if handler_first:
+                hot.distinct.append(self.run_handler(hot_distinct)[0])
+        return [figures[size] for size in sizes], hot
+
+    def profile(self, size: int, path: str) -> None:
+        """Write a pyinstrument profile (text) of one handler invocation of ``size`` records to ``path``."""
+        from pyinstrument import Profiler
+
+        event = stream_batch(BatchShape(size, key_prefix=f"n{size}"))
+        self.run_handler(event)
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        with profiler:
+            self.run_handler(event)
+        with open(path, "w", encoding="utf-8") as output:
+            output.write(profiler.output_text(unicode=True, show_all=False))
+
+    def close(self) -> None:
+        """Close the raw clients and the handler's own (before the server stops, so no channel sees it go away)."""
+        runtime = self.processor.momento
+
+        async def close_clients() -> None:
+            for cache, topics in ((self._cache, self._topics), (runtime.cache, runtime.topics)):
+                await cache.__aexit__(None, None, None)  # CacheClientAsync has no close() in momento 1.29
+                await topics.close()
+
+        runtime.run(close_clients())
+        self._app.processor.cache_clear()
