@@ -28,7 +28,7 @@ bench: $(VENV)/.installed ## throughput, cold start, memory and cost; writes ben
 	$(PY) -m benchmarks $(ARGS)
 
 build: $(VENV)/.installed ## sam build without Docker (Makefile build method)
-	$(VENV)/bin/sam build --template template.yaml
+	PYTHON=$(abspath $(PY)) $(VENV)/bin/sam build --template template.yaml
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .hypothesis

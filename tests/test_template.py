@@ -79,7 +79,11 @@ BROKEN_COPIES = {
         "MaxRetryAttempts",
     ),
     "unknown-runtime": ("Runtime: python3.13", "Runtime: python3.99", "python3.99"),
-    "parallelization-over-10": ("ParallelizationFactor: !Ref ParallelizationFactor", "ParallelizationFactor: 11", "11"),
+    "parallelization-over-10": (
+        "ParallelizationFactor: !Ref ParallelizationFactor",
+        "ParallelizationFactor: 11",
+        "11 is greater than the maximum of 10",
+    ),
 }
 
 
