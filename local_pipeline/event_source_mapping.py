@@ -29,7 +29,6 @@ retention (24 h) is not emulated: with unlimited retries ``max_invocations`` bou
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -45,6 +44,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local_pipeline.lambda_context import LambdaContext, function_name_from_arn, new_log_stream_name
+from stream_processor.stream_records import epoch_seconds, lambda_record
 
 __all__ = [
     "DEFAULT_FUNCTION_ARN",
@@ -377,7 +377,7 @@ class StreamEventSourceMapping:
         count = 0
         # Creation times rise along a shard, so the records too old form a prefix of the batch.
         for record in records:
-            if now - _epoch_seconds(record["dynamodb"]["ApproximateCreationDateTime"]) <= max_age:
+            if now - epoch_seconds(record["dynamodb"]["ApproximateCreationDateTime"]) <= max_age:
                 break
             count += 1
         return count
@@ -536,37 +536,6 @@ class StreamEventSourceMapping:
         )
 
 
-def lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record (as boto3 returns it) in the shape Lambda puts in the event, and nothing more."""
-    stream = record["dynamodb"]
-    change: dict[str, Any] = {}
-    if "ApproximateCreationDateTime" in stream:
-        change["ApproximateCreationDateTime"] = _epoch_seconds(stream["ApproximateCreationDateTime"])
-    for key in ("Keys", "NewImage", "OldImage"):
-        if key in stream:
-            change[key] = {name: _json_attribute(value) for name, value in stream[key].items()}
-    for key in ("SequenceNumber", "SizeBytes", "StreamViewType"):
-        if key in stream:
-            change[key] = stream[key]
-    event: dict[str, Any] = {
-        "eventID": record["eventID"],
-        "eventName": record["eventName"],
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": record.get("awsRegion") or stream_arn.split(":")[3],
-        "dynamodb": change,
-        "eventSourceARN": stream_arn,
-    }
-    identity = record.get("userIdentity")
-    if identity:
-        # The Streams API spells these Type / PrincipalId; Lambda's event spells them type / principalId.
-        event["userIdentity"] = {
-            "type": identity.get("Type", identity.get("type")),
-            "principalId": identity.get("PrincipalId", identity.get("principalId")),
-        }
-    return event
-
-
 def on_failure_message(
     *,
     condition: FailureCondition,
@@ -600,8 +569,8 @@ def on_failure_message(
             "shardId": shard_id,
             "startSequenceNumber": first["SequenceNumber"],
             "endSequenceNumber": last["SequenceNumber"],
-            "approximateArrivalOfFirstRecord": _iso(_epoch_seconds(first["ApproximateCreationDateTime"])),
-            "approximateArrivalOfLastRecord": _iso(_epoch_seconds(last["ApproximateCreationDateTime"])),
+            "approximateArrivalOfFirstRecord": _iso(epoch_seconds(first["ApproximateCreationDateTime"])),
+            "approximateArrivalOfLastRecord": _iso(epoch_seconds(last["ApproximateCreationDateTime"])),
             "batchSize": len(records),
             "streamArn": stream_arn,
         },
@@ -612,30 +581,7 @@ def _sequence_number(record: Mapping[str, Any]) -> str:
     return record["dynamodb"]["SequenceNumber"]
 
 
-def _epoch_seconds(value: datetime | float) -> float:
-    """boto3 parses ApproximateCreationDateTime to a datetime; Lambda sends epoch seconds."""
-    return value.timestamp() if isinstance(value, datetime) else float(value)
-
-
 def _iso(epoch_seconds: float, *, milliseconds: bool = False) -> str:
     """UTC ISO-8601 with a Z, as Lambda writes it: arrival times to the second, the timestamp to the millisecond."""
     moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.isoformat(timespec="milliseconds" if milliseconds else "seconds").replace("+00:00", "Z")
-
-
-def _json_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    """An attribute value with boto3's bytes turned back into the base64 text Lambda's JSON event carries."""
-    (kind, inner), *_ = value.items()
-    if kind == "B":
-        return {"B": _base64(inner)}
-    if kind == "BS":
-        return {"BS": [_base64(item) for item in inner]}
-    if kind == "M":
-        return {"M": {name: _json_attribute(item) for name, item in inner.items()}}
-    if kind == "L":
-        return {"L": [_json_attribute(item) for item in inner]}
-    return {kind: inner}
-
-
-def _base64(data: bytes | str) -> str:
-    return base64.b64encode(data).decode("ascii") if isinstance(data, bytes | bytearray) else data

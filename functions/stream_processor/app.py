@@ -10,7 +10,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -45,12 +44,7 @@ class StreamProcessor:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> StreamProcessor:
         settings = load_settings(environ)
-        momento = MomentoRuntime(
-            settings.momento,
-            settings.cache_name,
-            settings.topic_name,
-            timedelta(seconds=settings.default_ttl_seconds),
-        )
+        momento = MomentoRuntime.from_settings(settings)
         dead_letters = DeadLetterQueue(settings.dlq_url) if settings.dlq_url else None
         return cls(settings, momento, dead_letters, TableReader())
 

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from stream_processor.dead_letters import DeadLetterQueue
 from stream_processor.executor import MomentoGateway
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.momento_errors import CallFailure, FailureKind
-from stream_processor.observability import logger
+from stream_processor.observability import logger, logs_on_stderr
 from stream_processor.planner import ChangeRules, PoisonRecord
 from stream_processor.retries import Backoff, Deadline, call_with_retries
 
@@ -66,6 +64,8 @@ DEFAULT_RATE = 50.0
 MAX_SEGMENTS = 1_000_000  # DynamoDB's TotalSegments limit
 #: The handler stops starting pages when the invocation has less than this left.
 STOP_MARGIN_SECONDS = 30.0
+#: Default pages take about this long at the rate limit, so a checkpoint (and the handler's stop) is never far away.
+PAGE_SECONDS = 10.0
 
 
 # -- state ---------------------------------------------------------------------------------------------------------
@@ -389,7 +389,7 @@ class Backfill:
                 await asyncio.to_thread(self._dead_letter, poison)
             summary.items += len(items)
             position.items += len(items)
-            position.last_evaluated_key = position.last_evaluated_key if position.items > len(items) else page.get("LastEvaluatedKey")
+            position.last_evaluated_key = page.get("LastEvaluatedKey")
             position.done = position.last_evaluated_key is None
             self.on_page(self._state, len(items))
 
@@ -401,8 +401,7 @@ class Backfill:
         }
         if position.last_evaluated_key is not None:
             request["ExclusiveStartKey"] = position.last_evaluated_key
-        if self.page_size is not None:
-            request["Limit"] = self.page_size
+        request["Limit"] = self.page_size or max(1, int(self.limiter.rate * PAGE_SECONDS / self._state.total_segments))
         return self.dynamodb.scan(**request)
 
     async def _write_item(self, item: Mapping[str, Any], now: float) -> CallFailure | _RefusedItem | None:
@@ -476,18 +475,21 @@ def runtime() -> tuple[Settings, MomentoRuntime]:
 
 
 def _momento_runtime(settings: Settings) -> MomentoRuntime:
-    return MomentoRuntime(
-        settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
-    )
+    return MomentoRuntime.from_settings(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
-    """Backfill (or continue backfilling) a table; returns ``{"complete", "summary"}`` plus ``"resume"`` if not done."""
+    """Backfill (or continue backfilling) a table; returns ``{"complete", "summary"}`` plus ``"resume"`` if not done.
+
+    Event (all optional): ``table`` (default ``TABLE_NAME``), ``segments`` (4), ``rate`` (Momento operations per
+    second, 50), ``resume`` (the ``resume`` of a previous response), ``pageSize`` (Scan Limit; default: about
+    ``PAGE_SECONDS`` of work per page at the rate).
+    """
     event = event or {}
     settings, momento = runtime()
     resume = event.get("resume")
-    table = event.get("table") or (resume or {}).get("table") or os.environ.get("TABLE_NAME")
+    table = event.get("table") or (resume or {}).get("table") or settings.table_name
     if not table:
         raise ValueError('no table: pass {"table": NAME} (or set TABLE_NAME)')
     segments = _number(event.get("segments", DEFAULT_SEGMENTS), "segments", int)
@@ -511,7 +513,7 @@ def handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
         dynamodb=dynamodb,
         rate=rate,
         dead_letters=DeadLetterQueue(settings.dlq_url) if settings.dlq_url else None,
-        page_size=event.get("pageSize"),
+        page_size=_number(event["pageSize"], "pageSize", int) if "pageSize" in event else None,
         retry_deadline=lambda: Deadline.from_context(context),
         should_stop=time_low,
         on_page=lambda state, items: logger.info(
@@ -537,7 +539,7 @@ def _number(value: Any, name: str, kind: type) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: backfill a table, writing the resume file after every page; exit status 0 when complete."""
-    with _logs_on_stderr():
+    with logs_on_stderr():
         return _cli(argv)
 
 
@@ -553,7 +555,8 @@ def _cli(argv: Sequence[str] | None) -> int:
     parser.add_argument(
         "--resume",
         type=Path,
-        help="resume file: continued when it exists, written after every page (default: backfill-TABLE.json)",
+        help="resume file: continued when it exists (its segments win), written after every page "
+        "(default: backfill-TABLE.json)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
@@ -579,7 +582,10 @@ def _cli(argv: Sequence[str] | None) -> int:
     import boto3
 
     dynamodb = boto3.client("dynamodb")
-    table = TableInfo.describe(dynamodb, state.table)
+    try:
+        table = TableInfo.describe(dynamodb, state.table)
+    except (ClientError, BotoCoreError) as error:
+        parser.exit(2, f"cannot describe table {state.table!r}: {error}\n")
     momento = _momento_runtime(settings)
     progress = _Progress(table.item_count, state.items)
 
@@ -653,18 +659,6 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-@contextlib.contextmanager
-def _logs_on_stderr() -> Iterator[None]:
-    """Send the Powertools log lines to stderr while the CLI runs: stdout carries its report."""
-    handler = logger.registered_handler
-    previous = handler.setStream(sys.stderr)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            handler.setStream(previous)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from stream_processor.momento_errors import CallFailure, FailureKind
 from stream_processor.planner import KeyPlan, Plan, PoisonRecord
-from stream_processor.retries import Backoff, Deadline
+from stream_processor.retries import Backoff, Deadline, call_with_retries
 
 __all__ = ["ExecutionReport", "MomentoGateway", "execute_plan"]
 
@@ -133,17 +133,12 @@ class _Execution:
         return failure
 
     async def _call(self, operation: Callable[[], Awaitable[CallFailure | None]], worst_call: float):
-        attempt = 0
-        while True:
-            failure = await operation()
-            if failure is None or failure.kind is not FailureKind.RETRYABLE:
-                return failure
-            delay = self.backoff.delay(attempt, self.rng)
-            if not self.deadline.can_afford(delay, worst_call):
-                return failure
-            self.report.retries += 1
-            attempt += 1
-            await asyncio.sleep(delay)
+        return await call_with_retries(
+            operation, self.deadline, worst_call, backoff=self.backoff, rng=self.rng, on_retry=self._count_retry
+        )
+
+    def _count_retry(self, _failure: CallFailure) -> None:
+        self.report.retries += 1
 
     def _fail_key(self, key_plan: KeyPlan, failure: CallFailure | None) -> None:
         self.report.failed_keys += 1

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from momento import CacheClientAsync, Configurations, CredentialProvider, TopicClientAsync, TopicConfigurations
 from momento.responses import CacheDelete, CacheSet, TopicPublish
 
-from stream_processor.config import ConfigurationError, MomentoConnection
+from stream_processor.config import ConfigurationError, MomentoConnection, Settings
 from stream_processor.momento_errors import CallFailure, classify
 
 __all__ = ["MomentoRuntime", "credential_provider"]
@@ -81,6 +81,13 @@ class MomentoRuntime:
             )
 
         self.cache, self.topics = self.loop.run_until_complete(build())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MomentoRuntime:
+        """The runtime for a validated configuration (cache, topic, default TTL, connection)."""
+        return cls(
+            settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
+        )
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine to completion on the container's loop."""

@@ -6,14 +6,16 @@ distinct systemic cause, never one per record.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["BatchSummary", "log_causes", "logger", "metrics", "publish_summary"]
+__all__ = ["BatchSummary", "log_causes", "logger", "logs_on_stderr", "metrics", "publish_summary"]
 
 SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or "dynamodb-momento-stream-processor"
 logger = Logger(service=SERVICE)
@@ -61,3 +63,15 @@ def log_causes(message: str, causes: Mapping[str, int] | Iterable[str], **extra)
     counted = causes if isinstance(causes, Mapping) else {cause: 1 for cause in causes}
     for cause, count in counted.items():
         logger.error(message, extra={"cause": cause, "records": count, **extra})
+
+
+@contextlib.contextmanager
+def logs_on_stderr() -> Iterator[None]:
+    """Send the Powertools log lines to stderr while a command-line tool runs: stdout carries its report."""
+    handler = logger.registered_handler
+    previous = handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            handler.setStream(previous)

@@ -44,16 +44,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -66,9 +63,10 @@ from stream_processor.config import ConfigurationError, Settings, load_settings
 from stream_processor.dead_letters import POISON_KIND, poison_message_body
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.momento_errors import CallFailure, FailureKind
-from stream_processor.observability import logger
+from stream_processor.observability import logger, logs_on_stderr
 from stream_processor.planner import ChangeRules, ItemRead, PoisonRecord, read_batch
 from stream_processor.retries import Backoff, Deadline, call_with_retries
+from stream_processor.stream_records import RangeUnavailable, StreamReadError, lambda_record, read_stream_range
 from stream_processor.table_reads import TableReader, TableReadError
 
 __all__ = [
@@ -91,10 +89,6 @@ BACKFILL_HINT = (
 RESYNC_EVENT = "RESYNC"
 _GET_RECORDS_LIMIT = 1000
 _SQS_BATCH = 10
-
-
-class RangeUnavailable(Exception):
-    """The stream no longer holds a discarded batch's records; only a backfill can restore what they changed."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +328,7 @@ class Redrive:
             outcome.backfill_needed = True
             logger.warning("stream range unavailable: message kept", extra=outcome.to_dict())
             return outcome
-        except _Unusable as unusable:
+        except (_Unusable, StreamReadError) as unusable:
             outcome.reason = str(unusable)
             logger.warning("message kept", extra=outcome.to_dict())
             return outcome
@@ -578,112 +572,6 @@ def _first_error(error: ValidationError) -> str:
 # -- the stream ----------------------------------------------------------------------------------------------------
 
 
-def read_stream_range(
-    client: Any,
-    *,
-    stream_arn: str,
-    shard_id: str,
-    start_sequence_number: str,
-    end_sequence_number: str,
-    max_empty_pages: int = 10,
-) -> list[dict[str, Any]]:
-    """The records from start to end (inclusive) of a shard, in Lambda's event shape; ``RangeUnavailable`` if gone."""
-    start, end = int(start_sequence_number), int(end_sequence_number)
-    where = f"{shard_id} {start_sequence_number}..{end_sequence_number}"
-    try:
-        iterator = client.get_shard_iterator(
-            StreamArn=stream_arn,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=start_sequence_number,
-        )["ShardIterator"]
-    except ClientError as error:
-        raise _range_error(error, where) from None
-    except BotoCoreError as error:
-        raise _Unusable(f"cannot read stream range {where}: {error}") from None
-    records: list[dict[str, Any]] = []
-    empty_pages = 0
-    last = None
-    while iterator:
-        try:
-            page = client.get_records(ShardIterator=iterator, Limit=_GET_RECORDS_LIMIT)
-        except ClientError as error:
-            raise _range_error(error, where) from None
-        except BotoCoreError as error:
-            raise _Unusable(f"cannot read stream range {where}: {error}") from None
-        for record in page.get("Records", []):
-            number = int(record["dynamodb"]["SequenceNumber"])
-            if last is None and number > start:
-                raise RangeUnavailable(
-                    f"stream range {where} is no longer in the stream: its first record now is {number} "
-                    "(past the range's start: trimmed after the 24-hour retention)"
-                )
-            if number > end:
-                return records
-            records.append(lambda_record(record, stream_arn))
-            last = number
-            if number == end:
-                return records
-        empty_pages = 0 if page.get("Records") else empty_pages + 1
-        if empty_pages >= max_empty_pages:
-            break
-        iterator = page.get("NextShardIterator")
-    if last is None:
-        raise RangeUnavailable(f"stream range {where} is no longer in the stream: no record at or after its start")
-    raise _Unusable(f"stream range {where} ends at {last} in the stream, before the range's end: try again later")
-
-
-def _range_error(error: ClientError, where: str) -> Exception:
-    code = error.response.get("Error", {}).get("Code", "")
-    if code == "TrimmedDataAccessException":
-        return RangeUnavailable(f"stream range {where} was trimmed from the stream (older than the 24-hour retention)")
-    if code == "ResourceNotFoundException":
-        return RangeUnavailable(f"stream range {where}: the stream or shard no longer exists")
-    return _Unusable(f"cannot read stream range {where}: {code}: {error}")
-
-
-def lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record (as boto3 returns it) in the shape of a Lambda event record.
-
-    Adds ``eventSourceARN``, turns ``ApproximateCreationDateTime`` into epoch seconds, binary values back into the
-    base64 text of the JSON event, and ``userIdentity`` into the event's spelling (type / principalId).
-    """
-    stream = dict(record["dynamodb"])
-    created = stream.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        stream["ApproximateCreationDateTime"] = created.timestamp()
-    for name in ("Keys", "NewImage", "OldImage"):
-        if name in stream:
-            stream[name] = {attribute: _json_value(value) for attribute, value in stream[name].items()}
-    event = {key: value for key, value in record.items() if key not in ("dynamodb", "userIdentity")}
-    event["eventVersion"] = "1.1"
-    event["dynamodb"] = stream
-    event["eventSourceARN"] = stream_arn
-    identity = record.get("userIdentity")
-    if isinstance(identity, Mapping):
-        event["userIdentity"] = {
-            "type": identity.get("Type", identity.get("type")),
-            "principalId": identity.get("PrincipalId", identity.get("principalId")),
-        }
-    return event
-
-
-def _json_value(value: Any) -> Any:
-    """An attribute value with bytes (boto3 decodes B and BS) as base64 text, as in the JSON event."""
-    if not isinstance(value, Mapping) or len(value) != 1:
-        return value
-    ((kind, inner),) = value.items()
-    if kind == "B" and isinstance(inner, (bytes, bytearray)):
-        return {"B": base64.b64encode(inner).decode("ascii")}
-    if kind == "BS":
-        return {"BS": [base64.b64encode(v).decode("ascii") if isinstance(v, (bytes, bytearray)) else v for v in inner]}
-    if kind == "M" and isinstance(inner, Mapping):
-        return {"M": {name: _json_value(v) for name, v in inner.items()}}
-    if kind == "L" and isinstance(inner, list):
-        return {"L": [_json_value(v) for v in inner]}
-    return {kind: inner}
-
-
 # -- entry points --------------------------------------------------------------------------------------------------
 
 
@@ -691,15 +579,17 @@ def _json_value(value: Any) -> Any:
 def redrive() -> Redrive:
     """The container's redrive, built once (configuration errors name the variable)."""
     settings = load_settings()
-    momento = MomentoRuntime(
-        settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
-    )
-    return Redrive(settings, momento, table_name=os.environ.get("TABLE_NAME") or None)
+    momento = MomentoRuntime.from_settings(settings)
+    return Redrive(settings, momento, table_name=settings.table_name)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
-    """Redrive the queue named by ``DLQ_URL``; event ``{"dryRun": bool, "maxMessages": int}`` (both optional)."""
+    """Redrive the queue named by ``DLQ_URL``; returns the summary.
+
+    Event (all optional): ``dryRun`` (report only), ``maxMessages`` (read at most this many), ``waitSeconds`` (SQS
+    long-poll wait per receive, default 1).
+    """
     event = event or {}
     processor = redrive()
     if not processor.settings.dlq_url:
@@ -723,7 +613,7 @@ def _positive_or_none(value: Any, name: str) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: redrive a queue; exit status 0 when nothing was kept (or a dry run), 1 when messages stay."""
-    with _logs_on_stderr():
+    with logs_on_stderr():
         return _cli(argv)
 
 
@@ -749,11 +639,9 @@ def _cli(argv: Sequence[str] | None) -> int:
         parser.exit(2, f"configuration error: {error}\n")
     momento = None
     if not args.dry_run:
-        momento = MomentoRuntime(
-            settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
-        )
+        momento = MomentoRuntime.from_settings(settings)
     try:
-        summary = Redrive(settings, momento, table_name=os.environ.get("TABLE_NAME") or None).run(
+        summary = Redrive(settings, momento, table_name=settings.table_name).run(
             RedriveOptions(
                 queue_url=args.queue_url,
                 dry_run=args.dry_run,
@@ -766,18 +654,6 @@ def _cli(argv: Sequence[str] | None) -> int:
             momento.close()
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary.text())
     return 0 if args.dry_run or not summary.kept else 1
-
-
-@contextlib.contextmanager
-def _logs_on_stderr() -> Iterator[None]:
-    """Send the Powertools log lines to stderr while the CLI runs: stdout carries its report."""
-    handler = logger.registered_handler
-    previous = handler.setStream(sys.stderr)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            handler.setStream(previous)
 
 
 if __name__ == "__main__":
