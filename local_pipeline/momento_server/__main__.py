@@ -19,7 +19,10 @@ from .server import DEFAULT_MAX_ITEM_BYTES, LocalMomentoServer
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local_pipeline.momento_server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m local_pipeline.momento_server",
+        description="Serve the local Momento server until SIGTERM/SIGINT; prints `READY <port>` once serving.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--cache", action="append", default=[], metavar="NAME", help="create this cache (repeatable)")

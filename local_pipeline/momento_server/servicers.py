@@ -260,7 +260,7 @@ class PubsubServicer(pubsub_grpc.PubsubServicer):
         # Wakes the loop below when the client cancels, its deadline passes or the server stops.
         context.add_callback(lambda: subscription.put(_CLOSED))
         try:
-            pass
+            yield _HEARTBEAT  # the SDK's subscribe() reads one heartbeat before it hands out the subscription
             while (item := subscription.get()) is not _CLOSED:
                 yield item  # type: ignore[misc]
         finally:

@@ -83,6 +83,12 @@ def run_with_clients(
     return asyncio.run(main())
 
 
+async def subscribe(topics: TopicClientAsync, cache: str = CACHE) -> TopicSubscribe.SubscriptionAsync:
+    subscription = await asyncio.wait_for(topics.subscribe(cache, TOPIC), READ_TIMEOUT_SECONDS)
+    assert isinstance(subscription, TopicSubscribe.SubscriptionAsync), subscription
+    return subscription
+
+
 async def next_item(subscription: TopicSubscribe.SubscriptionAsync) -> object:
     return await asyncio.wait_for(anext(subscription), READ_TIMEOUT_SECONDS)
 
@@ -233,8 +239,7 @@ def test_reset_forgets_everything_but_the_constructor_caches() -> None:
 def test_subscribe_delivers_messages_published_after_it_in_order(momento_server: LocalMomentoServer) -> None:
     async def scenario(_: CacheClientAsync, topics: TopicClientAsync) -> list[object]:
         await topics.publish(CACHE, TOPIC, "before the subscription")
-        subscription = await topics.subscribe(CACHE, TOPIC)
-        assert isinstance(subscription, TopicSubscribe.SubscriptionAsync)
+        subscription = await subscribe(topics)
         try:
             for value in ("one", b"\x00two", '{"key": "k"}'):
                 assert isinstance(await topics.publish(CACHE, TOPIC, value), TopicPublish.Success)
@@ -256,7 +261,7 @@ def test_subscribe_delivers_messages_published_after_it_in_order(momento_server:
 
 def test_every_subscriber_gets_every_message(momento_server: LocalMomentoServer) -> None:
     async def scenario(_: CacheClientAsync, topics: TopicClientAsync) -> list[list[str]]:
-        subscriptions = [await topics.subscribe(CACHE, TOPIC) for _ in range(2)]
+        subscriptions = [await subscribe(topics) for _ in range(2)]
         try:
             await asyncio.gather(*(topics.publish(CACHE, TOPIC, f"m{i}") for i in range(20)))
             return [[(await next_item(s)).value for _ in range(20)] for s in subscriptions]
@@ -418,7 +423,7 @@ def test_apply_then_fail_applies_the_write_and_still_fails(momento_server: Local
     momento_server.add_fault(FaultRule(method="Get", code=grpc.StatusCode.DEADLINE_EXCEEDED, apply_then_fail=True))
 
     async def scenario(cache: CacheClientAsync, topics: TopicClientAsync) -> list[object]:
-        subscription = await topics.subscribe(CACHE, TOPIC)
+        subscription = await subscribe(topics)
         try:
             responses = [
                 await cache.set(CACHE, "written", "v"),
@@ -532,6 +537,11 @@ def test_probability_draws_follow_the_seed() -> None:
     fired = [book.pick("Set", lambda: None) is not None for _ in range(50)]
 
     assert fired == [expected_draws.random() < 0.3 for _ in range(50)]
+
+
+def test_a_busy_port_is_an_error_not_a_silent_second_server(momento_server: LocalMomentoServer) -> None:
+    with pytest.raises(OSError, match="cannot bind"):
+        LocalMomentoServer(port=momento_server.port).start()
 
 
 # --- separate process ---------------------------------------------------------------------------------------------
