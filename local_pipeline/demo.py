@@ -96,21 +96,30 @@ class DeadLetter:
     """One DLQ message: Lambda's on-failure record (metadata only) or a poison record (with the record)."""
 
     kind: str  # "on-failure", "poison-record" or "unknown"
-    detail: str
-    records: int
+    reason: str  # the on-failure condition (RetryAttemptsExhausted, ...), the poison reason, or the message itself
+    sequence_numbers: tuple[str, ...]  # the stream records it stands for
     keys: tuple[str, ...]
+    invocations: int | None = None  # approximateInvokeCount of an on-failure record
+
+    @property
+    def records(self) -> int:
+        return len(self.sequence_numbers)
 
 
 @dataclass(frozen=True)
 class TopicTally:
-    """What the subscriber received, against the changes the handler was given."""
+    """What reached the topic, from the server's log of accepted messages, and what the subscriber received."""
 
     accepted_by_server: int
-    received: int
-    distinct_changes: int
+    received: int  # by the subscriber
+    distinct_changes: int  # changes with at least one accepted message
     duplicates: int
     redriven: int
-    never_published: tuple[str, ...]  # event IDs of changes no message was received for
+    never_published: tuple[str, ...]  # sequence numbers of changes without any accepted message
+
+    @property
+    def missed_by_subscriber(self) -> int:
+        return self.accepted_by_server - self.received
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,6 @@ class DemoResult:
 
     options: DemoOptions
     written: Counter[WriteKind]
-    expired_writes: int
     changes: dict[str, StreamChange]  # by sequence number, every record delivered at least once
     mapping: MappingReport
     handler: InvocationTotals
@@ -155,20 +163,28 @@ class DemoResult:
         return self.redrive.comparison if self.redrive is not None else self.comparison
 
     @property
-    def final_topic(self) -> TopicTally:
-        return self.redrive.topic if self.redrive is not None else self.topic
-
-    @property
     def dlq_keys(self) -> set[str]:
         return {key for letter in self.dead_letters for key in letter.keys}
+
+    @property
+    def dlq_sequence_numbers(self) -> set[str]:
+        return {number for letter in self.dead_letters for number in letter.sequence_numbers}
 
     @property
     def all_delivered(self) -> bool:
         return self.mapping.caught_up and len(self.changes) == self.changes_written
 
     @property
+    def lost_publishes(self) -> list[str]:
+        """Changes never published that no DLQ message accounts for (after a redrive: any never published)."""
+        if self.redrive is not None:
+            return list(self.redrive.topic.never_published)
+        return [number for number in self.topic.never_published if number not in self.dlq_sequence_numbers]
+
+    @property
     def exit_code(self) -> int:
-        return 0 if self.final_comparison.all_equal and self.all_delivered else 1
+        ok = self.final_comparison.all_equal and self.all_delivered and not self.lost_publishes
+        return 0 if ok else 1
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
@@ -177,14 +193,18 @@ class DemoResult:
 def run_demo(
     options: DemoOptions, *, server: LocalMomentoServer | None = None, console: Console | None = None
 ) -> DemoResult:
-    """Run the pipeline once; ``server``: use this (running) local Momento server instead of starting one."""
-    console = console or Console()
+    """Run the pipeline once; ``server``: use this running local Momento server (its cache ``weather-cache`` must be
+    empty or absent) instead of starting one."""
+    # The console keeps today's stdout: the handler's stdout is redirected to the log while it runs.
+    console = console or Console(file=sys.stdout)
     started = time.perf_counter()
     log_path = options.log_file or Path(tempfile.mkdtemp(prefix="dynamodb-momento-run-")) / "handler.log"
     with contextlib.ExitStack() as stack:
         if server is None:
             server = stack.enter_context(LocalMomentoServer(seed=options.seed))
         server.create_cache(CACHE_NAME)
+        if server.cache_items(CACHE_NAME):
+            raise ValueError(f"cache {CACHE_NAME} of the given server holds items: the comparison needs it empty")
         stack.enter_context(_aws_environment())
         stack.enter_context(mock_aws())
         sqs = boto3.client("sqs", region_name=REGION)
@@ -222,7 +242,6 @@ def run_demo(
         result = DemoResult(
             options=options,
             written=Counter(change.kind for change in history),
-            expired_writes=sum(change.kind is WriteKind.PUT_EXPIRED for change in history),
             changes=changes,
             mapping=report,
             handler=log.totals(),
@@ -290,20 +309,18 @@ def _close_container() -> None:
 def _topic_tally(
     subscriber: TopicSubscriber, server: LocalMomentoServer, changes: Mapping[str, StreamChange]
 ) -> TopicTally:
-    accepted = len(server.published(CACHE_NAME, TOPIC_NAME))
-    subscriber.wait_for(accepted, SUBSCRIBER_WAIT_SECONDS)
-    received = subscriber.messages
-    seen: set[str] = set()
-    duplicates = redriven = 0
-    for raw in received:
-        message = json.loads(raw)
-        event_id = message.get("eventID", "")
-        duplicates += event_id in seen
-        redriven += bool(message.get("redriven"))
-        seen.add(event_id)
-    published = [change.event_id for change in changes.values() if change.event_id in seen]
-    never = tuple(change.event_id for change in changes.values() if change.event_id not in seen)
-    return TopicTally(accepted, len(received), len(published), duplicates, redriven, never)
+    accepted = [json.loads(message) for message in server.published(CACHE_NAME, TOPIC_NAME)]
+    subscriber.wait_for(len(accepted), SUBSCRIBER_WAIT_SECONDS)
+    event_ids = Counter(message.get("eventID") for message in accepted)
+    never = tuple(number for number, change in changes.items() if change.event_id not in event_ids)
+    return TopicTally(
+        accepted_by_server=len(accepted),
+        received=len(subscriber.messages),
+        distinct_changes=len(changes) - len(never),
+        duplicates=sum(count - 1 for count in event_ids.values()),
+        redriven=sum(bool(message.get("redriven")) for message in accepted),
+        never_published=never,
+    )
 
 
 def _dead_letters(sqs: Any, queue_url: str, changes: Mapping[str, StreamChange]) -> list[DeadLetter]:
@@ -326,20 +343,28 @@ def _dead_letter(body: str, changes: Mapping[str, StreamChange]) -> DeadLetter:
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        return DeadLetter("unknown", body[:80], 0, ())
+        return DeadLetter("unknown", body[:80], (), ())
     info = document.get("DDBStreamBatchInfo")
     if isinstance(info, dict):
         first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
-        keys = sorted({c.key for number, c in changes.items() if first <= int(number) <= last})
-        condition = document.get("requestContext", {}).get("condition")
-        invokes = document.get("requestContext", {}).get("approximateInvokeCount")
-        detail = f"{condition} after {invokes} invocations: records {first}..{last}"
-        return DeadLetter("on-failure", detail, int(info.get("batchSize", 0)), tuple(keys))
+        numbers = tuple(sorted((number for number in changes if first <= int(number) <= last), key=int))
+        context = document.get("requestContext", {})
+        return DeadLetter(
+            "on-failure",
+            str(context.get("condition")),
+            numbers,
+            tuple(sorted({changes[number].key for number in numbers})),
+            invocations=context.get("approximateInvokeCount"),
+        )
     if document.get("kind") == "poison-record":
         record = document.get("record") or {}
-        key = record.get("dynamodb", {}).get("Keys", {}).get(KEY_ATTRIBUTE, {}).get("S")
-        return DeadLetter("poison-record", str(document.get("reason")), 1, (key,) if key else ())
-    return DeadLetter("unknown", body[:80], 0, ())
+        stream = record.get("dynamodb", {})
+        key = stream.get("Keys", {}).get(KEY_ATTRIBUTE, {}).get("S")
+        number = stream.get("SequenceNumber")
+        return DeadLetter(
+            "poison-record", str(document.get("reason")), (number,) if number else (), (key,) if key else ()
+        )
+    return DeadLetter("unknown", body[:80], (), ())
 
 
 def _redrive(
@@ -375,9 +400,7 @@ def _redrive(
     result.redrive = RedriveResult(
         summary_text=summary.text(),
         messages_kept=len(summary.kept),
-        comparison=compare(
-            locations(result.options.keys), table.items(), server.cache_items(CACHE_NAME), compared_at
-        ),
+        comparison=compare(locations(result.options.keys), table.items(), server.cache_items(CACHE_NAME), compared_at),
         topic=_topic_tally(subscriber, server, result.changes),
         dead_letters=_dead_letters(sqs, dlq_url, result.changes),
     )
@@ -526,7 +549,8 @@ def main(argv: Sequence[str] | None = None, *, server: LocalMomentoServer | None
     from local_pipeline.report import render
 
     options = parse_args(argv)
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    # An explicit file: rich's progress refresh must not follow sys.stdout while the handler's is redirected.
+    console = Console(file=sys.stdout) if sys.stdout.isatty() else Console(file=sys.stdout, width=120)
     result = run_demo(options, server=server, console=console)
     render(result, console)
     return result.exit_code

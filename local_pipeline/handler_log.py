@@ -62,6 +62,8 @@ class HandlerLog:
             logger.setLevel(logging.INFO)  # the invocation summaries are INFO lines, whatever POWERTOOLS_LOG_LEVEL says
             root_handler = logging.StreamHandler(file)
             root_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            # Powertools' records also propagate to the root: they are in the file already, as JSON.
+            root_handler.addFilter(lambda record: record.name.split(".")[0] != logger.name)
             logging.getLogger().addHandler(root_handler)  # the SDK's and the emulator's warnings
             try:
                 yield self

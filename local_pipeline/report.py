@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -21,6 +22,7 @@ from local_pipeline.weather import TTL_ATTRIBUTE, WriteKind
 __all__ = ["render"]
 
 _MAX_DIFFERING_SHOWN = 20
+_MAX_DEAD_LETTERS_SHOWN = 20
 
 
 def render(result: DemoResult, console: Console) -> None:
@@ -42,7 +44,8 @@ def render(result: DemoResult, console: Console) -> None:
     )
     console.print(_summary(result))
     console.print(_dead_letter_table(result))
-    console.print(_key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
+    if result.options.show or not result.comparison.all_equal:
+        console.print(_key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
     _verdict(console, result.comparison, result, after_redrive=False)
     if result.redrive_unavailable:
         console.print(f"[yellow]{result.redrive_unavailable}[/]")
@@ -53,7 +56,7 @@ def render(result: DemoResult, console: Console) -> None:
         console.print(Text(redrive.summary_text), style="dim")
         console.print(_topic_line(redrive.topic, result, after_redrive=True))
         if redrive.dead_letters:
-            console.print(f"DLQ after the redrive: {len(redrive.dead_letters)} messages still there")
+            console.print(f"[yellow]DLQ after the redrive: {_plural(len(redrive.dead_letters), 'message')} kept[/]")
         differing = {state.key for state in result.comparison.differing}
         shown = [state for state in redrive.comparison.keys if state.key in differing]
         if shown:
@@ -62,7 +65,7 @@ def render(result: DemoResult, console: Console) -> None:
     for note in result.notes:
         console.print(note)
     console.print()
-    console.print(f"Handler logs (Powertools JSON lines and EMF metrics): {result.log_path}", style="dim")
+    console.print(f"Handler logs (Powertools JSON lines and EMF metrics): {escape(str(result.log_path))}", style="dim")
     console.print(f"Finished in {result.elapsed_seconds:.1f} s.", style="dim")
 
 
@@ -108,34 +111,51 @@ def _summary(result: DemoResult) -> Table:
 
 
 def _topic_line(topic: TopicTally, result: DemoResult, *, after_redrive: bool) -> str:
-    total = len(result.changes)
     line = (
-        f"{topic.accepted_by_server} messages published to {CACHE_NAME}/{TOPIC_NAME}, {topic.received} received by "
-        f"the subscriber: {topic.distinct_changes} of {total} changes at least once"
+        f"{_plural(topic.accepted_by_server, 'message')} published to {CACHE_NAME}/{TOPIC_NAME}, {topic.received} "
+        f"received by the subscriber: {topic.distinct_changes} of {len(result.changes)} changes at least once"
     )
     if topic.duplicates:
-        line += f" ({topic.duplicates} duplicates: a publish that timed out after taking effect is retried; deduplicate on eventID)"
+        why = "a retried publish may already have taken effect" + (
+            ", and the redrive republishes what it resyncs" if after_redrive else ""
+        )
+        line += f" ({topic.duplicates} more than once: at-least-once delivery, {why}; deduplicate on eventID)"
     if topic.redriven:
         line += f", {topic.redriven} redriven"
     if topic.never_published:
-        line += f"; [yellow]{len(topic.never_published)} changes never published[/]"
-        if not after_redrive:
-            line += " (changes in batches that went to the DLQ; the redrive publishes them)"
-    if topic.received < topic.accepted_by_server:
-        line += f"; [red]{topic.accepted_by_server - topic.received} messages did not reach the subscriber[/]"
+        lost = set(result.lost_publishes)
+        waiting = [number for number in topic.never_published if number not in lost]
+        if waiting:
+            count = _plural(len(waiting), "change")
+            line += f"; [yellow]{count} not published yet, in the DLQ (the redrive publishes them)[/]"
+        if lost:
+            line += f"; [bold red]{_plural(len(lost), 'change')} never published and not in the DLQ: lost[/]"
+    if topic.missed_by_subscriber > 0:
+        line += f"; [red]{topic.missed_by_subscriber} accepted messages did not reach the subscriber in time[/]"
     return line
 
 
 def _dead_letter_table(result: DemoResult) -> Table | Text:
     if not result.dead_letters:
         return Text.assemble(("DLQ", "bold"), "  empty: no batch ran out of retries, no poison record")
-    table = Table(title=f"Dead-letter queue: {len(result.dead_letters)} messages", title_justify="left")
+    positions = {number: index for index, number in enumerate(sorted(result.changes, key=int), start=1)}
+    table = Table(title=f"Dead-letter queue: {_plural(len(result.dead_letters), 'message')}", title_justify="left")
     table.add_column("Kind")
-    table.add_column("Records", justify="right")
-    table.add_column("What")
+    table.add_column("Why")
+    table.add_column("Stream records", justify="right")
     table.add_column("Keys affected")
-    for letter in result.dead_letters:
-        table.add_row(letter.kind, str(letter.records), letter.detail, ", ".join(letter.keys))
+    for letter in result.dead_letters[:_MAX_DEAD_LETTERS_SHOWN]:
+        why = letter.reason
+        if letter.invocations is not None:
+            why += f" after {_plural(letter.invocations, 'invocation')}"
+        numbers = letter.sequence_numbers
+        # Positions in the stream (1 = first change written) read better than 22-digit sequence numbers.
+        where = "" if not numbers else f"{positions.get(numbers[0], '?')}..{positions.get(numbers[-1], '?')}"
+        if len(numbers) == 1:
+            where = str(positions.get(numbers[0], "?"))
+        table.add_row(letter.kind, escape(why), where, escape(", ".join(letter.keys)))
+    if len(result.dead_letters) > _MAX_DEAD_LETTERS_SHOWN:
+        table.add_row("…", f"and {len(result.dead_letters) - _MAX_DEAD_LETTERS_SHOWN} more messages", "", "")
     return table
 
 
@@ -150,7 +170,7 @@ def _key_table(comparison: Comparison, show: int, now: float, title: str) -> Tab
     table.add_column("Equal", justify="center")
     for state in states:
         table.add_row(
-            state.key,
+            escape(state.key),
             _table_cell(state, now),
             _cache_cell(state, now),
             "[green]✓[/]" if state.equal else "[red]✗[/]",
@@ -160,16 +180,16 @@ def _key_table(comparison: Comparison, show: int, now: float, title: str) -> Tab
 
 def _table_cell(state: KeyState, now: float) -> str:
     if state.table_state is TableState.ABSENT:
-        return "[dim]absent (deleted)[/]"
+        return "[dim]absent[/]"
     text = _forecast(state.table_item or {}, now)
     if state.table_state is TableState.EXPIRED:
-        return f"[dim]{text} (stored)[/]"
+        return f"[dim]{text} (still in table)[/]"
     return text
 
 
 def _cache_cell(state: KeyState, now: float) -> str:
     if state.cache_error is not None:
-        return f"[red]unreadable: {state.cache_error}[/]"
+        return f"[red]unreadable: {escape(state.cache_error)}[/]"
     if state.cache_item is None:
         return "[dim]absent[/]"
     return _forecast(state.cache_item, now)
@@ -201,6 +221,10 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _counts(counter: Counter[str]) -> str:
     return " · ".join(f"{name} {count}" for name, count in sorted(counter.items()) if count)
 
@@ -210,23 +234,33 @@ def _verdict(console: Console, comparison: Comparison, result: DemoResult, *, af
     live = comparison.count(TableState.LIVE)
     expired = comparison.count(TableState.EXPIRED)
     absent = comparison.count(TableState.ABSENT)
-    if comparison.all_equal and result.all_delivered:
-        console.print(
-            f"[bold green]All {total} keys equal[/]{' after the redrive' if after_redrive else ''}: {live} live items "
-            f"cached with the table's values; {expired} items past their {TTL_ATTRIBUTE} absent from the cache while "
-            f"the table still holds them (DynamoDB deletes expired items lazily, so they count as absent); "
-            f"{absent} deleted keys absent from both."
-        )
-        return
     if not result.all_delivered:
         console.print(
             f"[bold red]FAILED[/]: only {len(result.changes)} of {result.changes_written} changes reached the handler"
             " (the mapping stopped before catching up)."
         )
+    if result.lost_publishes and (after_redrive or result.redrive is None):
+        console.print(
+            f"[bold red]FAILED[/]: {_plural(len(result.lost_publishes), 'change')} never published, and no DLQ "
+            "message accounts for them. This is a bug; the handler log has the details."
+        )
     differing = comparison.differing
     if not differing:
+        console.print(
+            f"[bold green]All {total} keys equal[/]{' after the redrive' if after_redrive else ''}: "
+            f"{_plural(live, 'live item')} cached with the table's values; "
+            f"{_plural(expired, 'item')} past {TTL_ATTRIBUTE} absent from the cache while the table still holds "
+            f"{'it' if expired == 1 else 'them'} (DynamoDB deletes expired items lazily, so they count as absent); "
+            f"{_plural(absent, 'key')} absent from both (deleted, or never written)."
+        )
+        if result.dead_letters and not after_redrive and result.redrive is None:
+            console.print(
+                f"The DLQ holds {_plural(len(result.dead_letters), 'message')}: the keys in them agree with the table "
+                "again (later changes rewrote them), but their changes were not all published. Run again with "
+                "--redrive to resync those keys and publish the changes."
+            )
         return
-    keys = ", ".join(state.key for state in differing[:_MAX_DIFFERING_SHOWN])
+    keys = escape(", ".join(state.key for state in differing[:_MAX_DIFFERING_SHOWN]))
     more = f" and {len(differing) - _MAX_DIFFERING_SHOWN} more" if len(differing) > _MAX_DIFFERING_SHOWN else ""
     console.print(f"[bold red]{len(differing)} of {total} keys differ[/] between cache and table: {keys}{more}.")
     in_dlq = result.dlq_keys
@@ -239,10 +273,11 @@ def _verdict(console: Console, comparison: Comparison, result: DemoResult, *, af
         console.print(
             "Every one of them was changed by records in the dead-letter queue: batches that ran out of retries are "
             "skipped, so the cache is behind the table for these keys until the redrive runs. "
-            "Run again with --redrive to drain the DLQ into the cache."
+            + ("The redrive follows." if result.redrive is not None else "Run again with --redrive to drain the DLQ.")
         )
     else:
+        named = escape(", ".join(unexplained[:_MAX_DIFFERING_SHOWN]))
         console.print(
-            f"[red]{len(unexplained)} of them ({', '.join(unexplained[:_MAX_DIFFERING_SHOWN])}) are not covered by "
-            "the dead-letter queue: changes were lost. This is a bug; the handler log has the details.[/]"
+            f"[red]{len(unexplained)} of them ({named}) are not covered by the dead-letter queue: changes were lost. "
+            "This is a bug; the handler log has the details.[/]"
         )

@@ -2,8 +2,8 @@
 
 The SDK's async clients belong to the event loop they run on, so the subscription gets a thread and a loop of its
 own and the caller's code stays synchronous. The topic configuration's deadline bounds a subscription's life (the
-SDK passes it as the stream's gRPC timeout, and its iterator spins once it has passed), so the subscriber sets a
-deadline longer than any run and never waits on the iterator without its own timeout.
+SDK passes it as the stream's gRPC timeout, and its iterator spins once the stream has failed), so the subscriber sets
+a deadline longer than any run, and sends no keepalive pings (see below) that could get the stream closed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,15 @@ from datetime import timedelta
 from types import TracebackType
 
 from momento import CredentialProvider, TopicClientAsync, TopicConfigurations
+from momento.config.transport.topic_transport_strategy import StaticTopicGrpcConfiguration, StaticTopicTransportStrategy
 from momento.responses import TopicSubscribe, TopicSubscriptionItem
 
 __all__ = ["SubscriptionError", "TopicSubscriber"]
+
+
+#: Tries to open the subscription, each given ``open_timeout_seconds``: on a heavily loaded machine the first
+#: stream of a process was seen to wait over ten seconds for its heartbeat, and a new attempt is cheap.
+OPEN_ATTEMPTS = 3
 
 
 class SubscriptionError(RuntimeError):
@@ -47,11 +53,20 @@ class TopicSubscriber:
         self._credentials = credential_provider
         self._cache_name = cache_name
         self._topic_name = topic_name
-        self._configuration = TopicConfigurations.Default.latest().with_client_timeout(lifetime)
+        # No keepalive pings: the SDK's default (every 5 s, even without calls) gets an idle connection closed
+        # with GOAWAY "too_many_pings" by a gRPC server that keeps gRPC's default ping policy, as the local one does.
+        self._configuration = TopicConfigurations.Default.latest().with_transport_strategy(
+            StaticTopicTransportStrategy(
+                StaticTopicGrpcConfiguration(
+                    deadline=lifetime, keepalive_permit_without_calls=None, keepalive_time=None, keepalive_timeout=None
+                )
+            )
+        )
         self._messages: list[str | bytes] = []
         self._changed = threading.Condition()
         self._ready = threading.Event()
         self._error: str | None = None
+        self._open_timeout = 5.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription: TopicSubscribe.SubscriptionAsync | None = None
         self._thread: threading.Thread | None = None
@@ -62,12 +77,14 @@ class TopicSubscriber:
         with self._changed:
             return list(self._messages)
 
-    def start(self, timeout_seconds: float = 10.0) -> TopicSubscriber:
+    def start(self, open_timeout_seconds: float = 5.0) -> TopicSubscriber:
         """Subscribe; returns once the subscription is open (messages published from then on are received)."""
+        self._open_timeout = open_timeout_seconds
         self._thread = threading.Thread(target=self._run, name="topic-subscriber", daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout_seconds):
-            raise SubscriptionError(f"the subscription did not open within {timeout_seconds} s")
+        # _run sets _ready in every case, after at most OPEN_ATTEMPTS timeouts; the margin covers a slow start.
+        if not self._ready.wait(OPEN_ATTEMPTS * open_timeout_seconds + 10):
+            raise SubscriptionError(f"the subscription did not open within {OPEN_ATTEMPTS * open_timeout_seconds} s")
         if self._error is not None:
             self._thread.join()
             raise SubscriptionError(self._error)
@@ -94,7 +111,7 @@ class TopicSubscriber:
         self._thread = None
 
     def __enter__(self) -> TopicSubscriber:
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -117,9 +134,18 @@ class TopicSubscriber:
     async def _receive(self) -> None:
         client = TopicClientAsync(self._configuration, self._credentials)
         try:
-            response = await client.subscribe(self._cache_name, self._topic_name)
+            response = None
+            for _ in range(OPEN_ATTEMPTS):
+                try:
+                    response = await asyncio.wait_for(
+                        client.subscribe(self._cache_name, self._topic_name), self._open_timeout
+                    )
+                    break
+                except TimeoutError:
+                    continue
             if not isinstance(response, TopicSubscribe.SubscriptionAsync):
-                self._error = f"cannot subscribe to {self._cache_name}/{self._topic_name}: {response}"
+                reason = response or f"no heartbeat within {self._open_timeout} s, {OPEN_ATTEMPTS} times"
+                self._error = f"cannot subscribe to {self._cache_name}/{self._topic_name}: {reason}"
                 return
             self._subscription = response
             self._ready.set()

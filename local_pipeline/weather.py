@@ -51,11 +51,13 @@ class WriteKind(StrEnum):
 
 @dataclass(frozen=True)
 class WeatherChange:
-    """One write to the weather table: its kind, the location and the attributes it sets (none for a delete)."""
+    """One write to the weather table: its kind, the location, the attributes it sets (none for a delete) and, for
+    a partial update, how many degrees both temperatures move (a revised forecast, applied with ADD)."""
 
     kind: WriteKind
     location: str
     attributes: dict[str, int]
+    temperature_shift: int = 0
 
 
 def locations(count: int) -> list[str]:
@@ -89,17 +91,17 @@ def plan_changes(count: int, keys: int, rng: random.Random, now: float) -> list[
         if kind is WriteKind.DELETE:
             present.discard(location)
             changes.append(WeatherChange(kind, location, {}))
-            continue
-        present.add(location)
-        if kind is WriteKind.UPDATE:
-            attributes = {"MaxTemp": rng.randint(-10, 40), "ChancesOfPrecipitation": rng.randint(0, 100)}
+        elif kind is WriteKind.UPDATE:
+            shift = rng.choice((-3, -2, -1, 1, 2, 3))
+            changes.append(WeatherChange(kind, location, {"ChancesOfPrecipitation": rng.randint(0, 100)}, shift))
         else:
+            present.add(location)
             attributes = _forecast(rng)
             if kind is WriteKind.PUT_EXPIRED:
                 attributes[TTL_ATTRIBUTE] = int(now) - rng.randint(60, 3 * 86400)
             elif rng.random() < 0.8:  # some items carry no TTL: the cache gives them its default TTL
                 attributes[TTL_ATTRIBUTE] = int(now) + rng.randint(3600, 2 * 86400)
-        changes.append(WeatherChange(kind, location, attributes))
+            changes.append(WeatherChange(kind, location, attributes))
     return changes
 
 
@@ -145,9 +147,14 @@ class WeatherTable:
             self.client.update_item(
                 TableName=self.name,
                 Key=key,
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(names))),
+                UpdateExpression="SET "
+                + ", ".join(f"#a{i} = :v{i}" for i in range(len(names)))
+                + " ADD MaxTemp :shift, MinTemp :shift",
                 ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(names)},
-                ExpressionAttributeValues={f":v{i}": {"N": str(change.attributes[n])} for i, n in enumerate(names)},
+                ExpressionAttributeValues={
+                    ":shift": {"N": str(change.temperature_shift)},
+                    **{f":v{i}": {"N": str(change.attributes[name])} for i, name in enumerate(names)},
+                },
             )
         else:
             item = {**key, **{name: {"N": str(value)} for name, value in change.attributes.items()}}
