@@ -82,6 +82,11 @@ class LocalMomentoServer:
                 ("grpc.max_send_message_length", message_limit),
                 # gRPC sets SO_REUSEPORT by default: binding a busy fixed port would then succeed silently.
                 ("grpc.so_reuseport", 0),
+                # Accept the SDK's keepalive pings on idle connections, as Momento does (gRPC's default policy
+                # answers them with GOAWAY too_many_pings, which kills idle subscriptions and their channel).
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+                ("grpc.http2.max_ping_strikes", 0),
             ],
         )
         add_servicers(server, self._store, CallRunner(self._faults, self._stats), self._max_item_bytes)
