@@ -26,18 +26,10 @@ _COUNTED = tuple(field.name for field in fields(BatchSummary) if field.name != "
 
 
 @dataclass(frozen=True)
-class InvocationTotals:
-    """The handler's own counts, summed over its invocation summaries."""
+class InvocationTotals(BatchSummary):
+    """The handler's own counts (its per-invocation summaries), summed, and how many invocations they came from."""
 
     invocations: int = 0
-    records: int = 0
-    sets: int = 0
-    deletes: int = 0
-    publishes: int = 0
-    superseded_writes: int = 0
-    retries: int = 0
-    failures: int = 0
-    poison_records: int = 0
 
 
 class HandlerLog:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ from local_pipeline.momento_server import LocalMomentoServer
 from stream_processor import app
 from stream_processor.config import ConfigurationError
 from stream_processor.observability import logger
+from tests.fakes import CurrentStdout
 
 # ---------------------------------------------------------------------------------------------------------------
 # Local Momento server: one server for the whole session, reset before every test that asks for it.
@@ -56,16 +56,6 @@ def momento_env(momento_server: LocalMomentoServer) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:stream-processor"
-
-
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is now (pytest swaps it between setup and call)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
 
 
 @pytest.fixture
@@ -108,7 +98,7 @@ def handler_env(monkeypatch, momento_env, dead_letter_queue, capsys):
             monkeypatch.setenv(name, value)
         app.processor.cache_clear()
         # Powertools binds its handler to the stdout of import time; make it follow the test's captured stdout.
-        logger.registered_handler.stream = _CurrentStdout()
+        logger.registered_handler.stream = CurrentStdout()
         built.append(True)
         return app.handler
 

@@ -6,34 +6,18 @@ of each key decides the cache entry, every valid record is published once, poiso
 
 from __future__ import annotations
 
-import base64
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.oracles import plain
+
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 SAMPLES = sorted(path for path in EVENTS.glob("*.json") if path.name != "env.json")
 CACHE, TOPIC = "test-cache", "test-topic"
 VALID = {"INSERT", "MODIFY", "REMOVE"}
-
-
-def plain(value: dict):
-    """Oracle: a DynamoDB attribute value as a Python value, numbers as Decimal (exact)."""
-    ((kind, data),) = value.items()
-    return {
-        "S": lambda: data,
-        "N": lambda: Decimal(data),
-        "BOOL": lambda: data,
-        "NULL": lambda: None,
-        "M": lambda: {k: plain(v) for k, v in data.items()},
-        "L": lambda: [plain(v) for v in data],
-        "SS": lambda: list(data),
-        "NS": lambda: [Decimal(n) for n in data],
-        "B": lambda: base64.b64encode(base64.b64decode(data)).decode(),
-        "BS": lambda: [base64.b64encode(base64.b64decode(b)).decode() for b in data],
-    }[kind]()
 
 
 def is_valid(record: dict) -> bool:

@@ -6,10 +6,8 @@ by counting calls per one-second window of that clock, never by measuring wall-c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -36,24 +34,11 @@ from stream_processor.observability import logger
 from stream_processor.planner import ChangeRules, read_batch
 from stream_processor.retries import Backoff, Deadline
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
+from tests.fakes import CurrentStdout, FakeClock
 from tests.stream_processor.records import image
 
 TABLE = "weather"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:backfill"
-
-
-class FakeClock:
-    """Monotonic seconds that move only when someone sleeps on them."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class RecordingGateway:
@@ -79,14 +64,6 @@ class RecordingGateway:
 
     def keys(self, method: str = "set") -> list[str]:
         return [key for _, called, key in self.calls if called == method]
-
-
-class _CurrentStdout:
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
 
 
 @pytest.fixture
@@ -342,7 +319,7 @@ def backfill_handler(monkeypatch, momento_env, dynamodb):
     for name, value in {**momento_env, "TTL_ATTRIBUTE": "ttl"}.items():
         monkeypatch.setenv(name, value)
     backfill_module.runtime.cache_clear()
-    logger.registered_handler.stream = _CurrentStdout()  # Powertools keeps the stdout of import time
+    logger.registered_handler.stream = CurrentStdout()  # Powertools keeps the stdout of import time
     yield backfill_module.handler
     backfill_module.runtime()[1].close()
     backfill_module.runtime.cache_clear()

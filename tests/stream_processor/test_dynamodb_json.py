@@ -19,6 +19,7 @@ from stream_processor.dynamodb_json import (
     json_object,
     project,
 )
+from tests.oracles import plain
 
 
 def loads(text: str) -> Any:
@@ -299,23 +300,6 @@ attribute_values = st.recursive(
     max_leaves=8,
 )
 images = st.lists(st.tuples(st.text(min_size=1, max_size=8), attribute_values), max_size=5).map(dict)
-
-
-def plain(value: dict[str, Any]) -> Any:
-    """The independent oracle: what each DynamoDB type means as plain JSON, numbers as exact Decimals."""
-    ((kind, data),) = value.items()
-    return {
-        "S": lambda: data,
-        "N": lambda: Decimal(data),
-        "BOOL": lambda: data,
-        "NULL": lambda: None,
-        "M": lambda: {name: plain(member) for name, member in data.items()},
-        "L": lambda: [plain(item) for item in data],
-        "SS": lambda: list(data),
-        "NS": lambda: [Decimal(item) for item in data],
-        "B": lambda: data,
-        "BS": lambda: list(data),
-    }[kind]()
 
 
 @settings(max_examples=100, deadline=None)

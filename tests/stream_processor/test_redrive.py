@@ -5,9 +5,7 @@ Momento is the real SDK talking to the local server; retries back off on a fake 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -25,37 +23,15 @@ from stream_processor.config import load_settings
 from stream_processor.dead_letters import POISON_KIND
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import logger
-from stream_processor.redrive import BACKFILL_HINT, Redrive, RedriveOptions, read_stream_range
+from stream_processor.redrive import BACKFILL_HINT, Redrive, RedriveOptions
 from stream_processor.retries import Backoff
+from stream_processor.stream_records import read_stream_range
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
+from tests.fakes import CurrentStdout, FakeClock
 from tests.stream_processor.records import image, insert, modify, record
 
 TABLE = "weather"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:stream-processor"
-
-
-class FakeClock:
-    """Epoch time that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is now (pytest swaps it per test)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
 
 
 class Table:
@@ -132,7 +108,7 @@ def queue(aws) -> Queue:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(time.time())
 
 
 def build(server: LocalMomentoServer, queue: Queue, clock: FakeClock, opened: list[MomentoRuntime]) -> Redrive:
@@ -483,7 +459,7 @@ def redrive_handler(monkeypatch, momento_env, queue, capsys):
     for name, value in {**momento_env, "DLQ_URL": queue.url}.items():
         monkeypatch.setenv(name, value)
     redrive_module.redrive.cache_clear()
-    logger.registered_handler.stream = _CurrentStdout()  # Powertools keeps the stdout of import time
+    logger.registered_handler.stream = CurrentStdout()  # Powertools keeps the stdout of import time
     yield redrive_module.handler
     redrive_module.redrive().momento.close()
     redrive_module.redrive.cache_clear()
