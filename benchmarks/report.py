@@ -79,7 +79,7 @@ class _CostCase:
 
 
 def _cost_cases(results: BenchmarkResults, figures: ThroughputFigures) -> tuple[_CostCase, _CostCase, _CostCase]:
-    """Measured duration, the same work at Lambda's CPU share, and the raw SDK's own CPU floor at that share."""
+    """Measured duration, the same work at Lambda's CPU share, and the raw SDK calls alone at that share."""
     memory = results.options.memory_mb
     size = figures.size
     measured = lambda_cost(size, figures.handler_seconds, memory)
@@ -89,23 +89,50 @@ def _cost_cases(results: BenchmarkResults, figures: ThroughputFigures) -> tuple[
     return (
         _CostCase("measured duration", measured),
         _CostCase("at Lambda's CPU share", lambda_cost(size, scaled, memory)),
-        _CostCase("raw SDK floor at the CPU share", lambda_cost(size, raw_scaled, memory)),
+        _CostCase("raw SDK calls alone, at the CPU share", lambda_cost(size, raw_scaled, memory)),
     )
 
 
-def _scale_growth(throughput: Sequence[ThroughputFigures]) -> list[tuple[int, int, float, float]]:
-    """(smaller size, larger size, handler growth, raw growth) of time per change between consecutive sizes."""
-    steps = []
-    for small, large in itertools.pairwise(throughput):
-        handler = (large.handler_seconds / large.size) / (small.handler_seconds / small.size)
-        raw = (large.raw_seconds / large.size) / (small.raw_seconds / small.size)
-        steps.append((small.size, large.size, handler, raw))
-    return steps
+@dataclass(frozen=True)
+class _ScaleStep:
+    """How time per change grew from one batch size to the next (wall and CPU, handler and raw SDK)."""
+
+    smaller: int
+    larger: int
+    handler: float
+    raw: float
+    handler_cpu: float
+    raw_cpu: float
+
+    @property
+    def superlinear(self) -> bool:
+        """Beyond the tolerance and beyond the raw SDK's own growth, in wall time or in CPU time."""
+        return (self.handler > SCALE_TOLERANCE and self.handler > self.raw * 1.2) or (
+            self.handler_cpu > SCALE_TOLERANCE and self.handler_cpu > self.raw_cpu * 1.2
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.smaller:,} → {self.larger:,}: wall x{self.handler:.2f} (raw x{self.raw:.2f}), "
+            f"CPU x{self.handler_cpu:.2f} (raw x{self.raw_cpu:.2f})"
+        )
 
 
-def _superlinear(throughput: Sequence[ThroughputFigures]) -> list[tuple[int, int, float, float]]:
-    """Steps where the handler's time per change grows beyond the tolerance and beyond the raw SDK's own growth."""
-    return [step for step in _scale_growth(throughput) if step[2] > SCALE_TOLERANCE and step[2] > step[3] * 1.2]
+def _scale_steps(throughput: Sequence[ThroughputFigures]) -> list[_ScaleStep]:
+    def growth(small: float, small_size: int, large: float, large_size: int) -> float:
+        return (large / large_size) / (small / small_size)
+
+    return [
+        _ScaleStep(
+            small.size,
+            large.size,
+            growth(small.handler_seconds, small.size, large.handler_seconds, large.size),
+            growth(small.raw_seconds, small.size, large.raw_seconds, large.size),
+            growth(small.handler_cpu_seconds, small.size, large.handler_cpu_seconds, large.size),
+            growth(small.raw_cpu_seconds, small.size, large.raw_cpu_seconds, large.size),
+        )
+        for small, large in itertools.pairwise(throughput)
+    ]
 
 
 def summary_rows(results: BenchmarkResults) -> list[Row]:
@@ -210,13 +237,13 @@ def summary_rows(results: BenchmarkResults) -> list[Row]:
         )
     if results.throughput:
         smallest = results.throughput[0]
-        measured, scaled, floor = _cost_cases(results, smallest)
+        measured, scaled, raw = _cost_cases(results, smallest)
         pipes = PipesPricing().per_million_changes
         reasons = {
             measured.label: f"Compute {_usd(measured.cost.compute)} and requests {_usd(measured.cost.requests)} "
             f"per million changes in batches of {smallest.size:,}.",
-            scaled.label: f"The raw SDK calls alone cost {_usd(floor.cost.total)} per million changes at this CPU "
-            f"share ({floor.ratio:,.0f}x below Pipes): the Python SDK's CPU per call sets the floor, and the request "
+            scaled.label: f"The raw SDK calls alone cost {_usd(raw.cost.total)} per million changes at this CPU "
+            f"share ({raw.ratio:,.0f}x below Pipes): the Python SDK's CPU per call sets the floor, and the request "
             "charge of small batches adds to it; larger batches and a faster core lower it.",
         }
         for case in (measured, scaled):
@@ -231,21 +258,19 @@ def summary_rows(results: BenchmarkResults) -> list[Row]:
                     reasons[case.label],
                 )
             )
-        growth = _scale_growth(results.throughput)
-        if growth:
+        steps = _scale_steps(results.throughput)
+        if steps:
             first, last = results.throughput[0], results.throughput[-1]
             rows.append(
                 Row(
                     f"Scale: time per change, {first.size:,} → {last.size:,} records",
                     f"{_ms(first.handler_seconds / first.size)} → {_ms(last.handler_seconds / last.size)}",
                     f"raw SDK {_ms(first.raw_seconds / first.size)} → {_ms(last.raw_seconds / last.size)}",
-                    " / ".join(f"{step[2]:.2f}" for step in growth),
+                    " / ".join(f"{step.handler:.2f}" for step in steps),
                     f"≤ {SCALE_TOLERANCE} per 10x records",
-                    _verdict(not _superlinear(results.throughput)),
+                    _verdict(not any(step.superlinear for step in steps)),
                     "Time per change grew faster than linear: "
-                    + ", ".join(
-                        f"{a:,} → {b:,}: x{h:.2f} (raw x{r:.2f})" for a, b, h, r in _superlinear(results.throughput)
-                    )
+                    + "; ".join(step.describe() for step in steps if step.superlinear)
                     + ".",
                 )
             )
@@ -368,27 +393,29 @@ def _scale_section(results: BenchmarkResults) -> list[str]:
     lines = [
         "## Scale",
         "",
-        "Time per change (median batch time / records). Growth: time per change relative to the previous size; "
-        f"above {SCALE_TOLERANCE} for 10x the records (and above the raw SDK's own growth) is flagged as faster "
-        "than linear.",
+        "Time per change (median batch time / records). Growth: time (wall) and CPU time per change relative to "
+        f"the previous size; either above {SCALE_TOLERANCE} for 10x the records (and above the raw SDK's own "
+        "growth) is flagged as faster than linear.",
         "",
     ]
-    growth = {large: (handler, raw) for _, large, handler, raw in _scale_growth(results.throughput)}
-    flagged = {step[1] for step in _superlinear(results.throughput)}
+    steps = {step.larger: step for step in _scale_steps(results.throughput)}
     rows = []
     for figures in results.throughput:
-        handler_growth, raw_growth = growth.get(figures.size, (None, None))
+        step = steps.get(figures.size)
         rows.append(
             (
                 f"{figures.size:,}",
                 _ms(figures.handler_seconds / figures.size),
                 _ms(figures.raw_seconds / figures.size),
-                "—" if handler_growth is None else f"{handler_growth:.2f}",
-                "—" if raw_growth is None else f"{raw_growth:.2f}",
-                "FASTER THAN LINEAR" if figures.size in flagged else "ok",
+                "—" if step is None else f"{step.handler:.2f}",
+                "—" if step is None else f"{step.raw:.2f}",
+                "—" if step is None else f"{step.handler_cpu:.2f}",
+                "—" if step is None else f"{step.raw_cpu:.2f}",
+                "FASTER THAN LINEAR" if step is not None and step.superlinear else "ok",
             )
         )
-    lines += _table(("Records", "Handler per change", "Raw per change", "Handler growth", "Raw growth", "Flag"), rows)
+    headers = ("Records", "Handler per change", "Raw per change", "Handler growth", "Raw growth")
+    lines += _table((*headers, "Handler CPU growth", "Raw CPU growth", "Flag"), rows)
     return [*lines, ""]
 
 
@@ -514,7 +541,7 @@ def _cost_section(results: BenchmarkResults) -> list[str]:
         f"Lambda gives one full vCPU at {lambda_prices.full_vcpu_mb:,} MB, so at {memory} MB the function has "
         f"{min(1.0, memory / lambda_prices.full_vcpu_mb):.0%} of a core; the handler is CPU-bound at this "
         "concurrency, so the second line of each batch size divides its measured CPU time by that share. The "
-        "third line does the same for the raw SDK calls alone: no handler on this SDK can cost less.",
+        "third line does the same for the raw SDK calls alone, the SDK's own share of the bill.",
         "",
     ]
     rows = []
@@ -563,9 +590,28 @@ def _notes_section(results: BenchmarkResults, rows: Sequence[Row]) -> list[str]:
         "answers from memory on loopback, so network latency (a few ms to Momento in-region) is absent; at this "
         "concurrency it overlaps with CPU work in production too.",
     ]
+    lines += _stub_note(results)
     if results.options.profile is not None:
-        lines.append(f"- Profile of one batch (pyinstrument): `{results.options.profile}`.")
+        name = results.options.profile.name
+        lines.append(f"- A pyinstrument profile of one batch was written with `--profile` (`{name}`).")
     return [*lines, ""]
+
+
+def _stub_note(results: BenchmarkResults) -> list[str]:
+    stub_us = results.stub_build_us
+    if stub_us is None:
+        return []
+    if stub_us == 0:
+        return ["- gRPC stubs: the handler's cache client reuses one stub per channel."]
+    per_change = [f.handler_cpu_seconds / f.size * 1e6 for f in results.throughput if f.size == THROUGHPUT_TARGET_SIZE]
+    share = ""
+    if per_change:
+        share = f", about {stub_us / per_change[0]:.0%} of the handler's CPU per change at 1,000 records"
+    return [
+        f"- gRPC stubs: the momento SDK builds a new cache-service stub (a handle per RPC) for every call: "
+        f"{stub_us:.0f} µs of CPU per cache write here{share}. The raw-SDK runs pay it too; a client that reuses "
+        "one stub per channel does not."
+    ]
 
 
 def _why_throughput(figures: ThroughputFigures) -> str:

@@ -34,7 +34,7 @@ class BenchmarkOptions:
     hot_changes: int = 1_000
     hot_keys: int = 10
     cold_rounds: int = 15
-    uncompiled_rounds: int = 3
+    uncompiled_rounds: int = 5
     memory_records: int = 10_000
     memory_item_bytes: int = 1024
     memory_mb: int = 512  # the template's default MemorySize
@@ -92,6 +92,7 @@ class BenchmarkResults:
     memory: MemoryFigures | None = None
     elapsed_seconds: float = 0.0
     end_load_average: tuple[float, float, float] | None = None
+    stub_build_us: float | None = None  # the SDK's per-call gRPC stub construction, see ThroughputBench
 
 
 def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = lambda _: None) -> BenchmarkResults:
@@ -125,6 +126,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = l
                 hot_keys=options.hot_keys,
                 progress=progress,
             )
+            results.stub_build_us = bench.stub_build_microseconds()
             if options.profile is not None:
                 profile_size = 1_000 if 1_000 in options.sizes else max(options.sizes)
                 progress(f"profile of one {profile_size}-record batch -> {options.profile}")

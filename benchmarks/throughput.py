@@ -174,6 +174,7 @@ class ThroughputBench:
     def run_handler(self, event: dict[str, Any]) -> tuple[Run, HandlerSummary]:
         """One invocation of the real handler; raises if any record failed (the figures would be meaningless)."""
         context = lambda_context(self.memory_mb)
+        self.summaries.summaries.clear()  # a run that logs no summary must not be checked against an older one
         with quiet_stdout():
             started, cpu_started = time.perf_counter(), time.process_time()
             response = self._app.handler(event, context)
@@ -267,6 +268,28 @@ class ThroughputBench:
                 hot.distinct.append(self.run_handler(hot_distinct)[0])
         return [figures[size] for size in sizes], hot
 
+    def stub_build_microseconds(self) -> float | None:
+        """CPU the SDK spends building a cache gRPC stub for each call (0 when the handler's client reuses one).
+
+        momento 1.29 builds a new ``ScsStub`` (one handle per RPC of the cache service) on every data call. None
+        when the SDK's internals are not the expected ones (another SDK version).
+        """
+        clients = getattr(self.processor.momento.cache, "_data_clients", None)
+        manager = getattr(clients[0], "_grpc_manager", None) if clients else None
+        if manager is None or not callable(getattr(manager, "async_stub", None)):
+            return None
+
+        async def measure() -> float:
+            if manager.async_stub() is manager.async_stub():
+                return 0.0
+            builds = 2000
+            started = time.process_time()
+            for _ in range(builds):
+                manager.async_stub()
+            return (time.process_time() - started) / builds * 1e6
+
+        return self.processor.momento.run(measure())
+
     def profile(self, size: int, path: str) -> None:
         """Write a pyinstrument profile (text) of one handler invocation of ``size`` records to ``path``."""
         from pyinstrument import Profiler
@@ -283,10 +306,10 @@ class ThroughputBench:
         """Close the raw clients and the handler's own (before the server stops, so no channel sees it go away)."""
         runtime = self.processor.momento
 
-        async def close_clients() -> None:
-            for cache, topics in ((self._cache, self._topics), (runtime.cache, runtime.topics)):
-                await cache.__aexit__(None, None, None)  # CacheClientAsync has no close() in momento 1.29
-                await topics.close()
+        async def close_raw_clients() -> None:
+            await self._cache.__aexit__(None, None, None)  # CacheClientAsync has no close() in momento 1.29
+            await self._topics.close()
 
-        runtime.run(close_clients())
+        runtime.run(close_raw_clients())
+        runtime.close()
         self._app.processor.cache_clear()

@@ -167,6 +167,17 @@ def test_misses_are_reported_with_their_reason():
     assert "MISS: Peak RSS" in markdown
 
 
+def test_the_sdk_stub_cost_is_noted_only_when_the_client_rebuilds_stubs():
+    results = _results()
+    assert "gRPC stubs" not in render_markdown(results)
+
+    results.stub_build_us = 120.0
+    assert "120 µs of CPU per cache write" in render_markdown(results)
+
+    results.stub_build_us = 0.0
+    assert "reuses one stub per channel" in render_markdown(results)
+
+
 def test_superlinear_growth_is_flagged():
     results = _results()
     slow = results.throughput[2]
