@@ -8,6 +8,7 @@ for the build host, no tests; it reports the artifact's size. The fast tests dry
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,10 +28,33 @@ LAMBDA_UNZIPPED_LIMIT_MB = 250
 LAMBDA_ZIPPED_UPLOAD_LIMIT_MB = 50
 
 
+def find_python313() -> str | None:
+    """A Python 3.13 interpreter if this machine has one (on PATH, or a pyenv version), for Lambda-target bytecode."""
+    probe = "import sys; print(sys.executable if sys.version_info[:2] == (3, 13) else '')"
+    candidates = [{}]
+    if shutil.which("pyenv"):
+        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False).stdout
+        candidates += [{"PYENV_VERSION": v} for v in versions.split() if v.startswith("3.13")]
+    for extra in candidates:
+        try:
+            found = subprocess.run(
+                ["python3.13", "-c", probe], capture_output=True, text=True, env=os.environ | extra, check=False
+            ).stdout.strip()
+        except FileNotFoundError:
+            return None
+        if found:
+            return found
+    return None
+
+
+PYTHON313 = find_python313()
+
+
 def build_environment() -> dict[str, str]:
     """No credentials, telemetry off, a region; pip runs under this interpreter (any Python 3 with pip will do)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return env | {"SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", "PYTHON": sys.executable}
+    env |= {"SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", "PYTHON": sys.executable}
+    return env | {"PYTHON313": PYTHON313 or ""}
 
 
 def test_every_function_of_the_template_has_a_makefile_target(tmp_path: Path) -> None:
@@ -122,12 +146,22 @@ def test_artifact_holds_the_package_and_lambda_binaries(build_dir: Path, functio
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_artifact_holds_nothing_for_the_build_host(build_dir: Path, function: str) -> None:
     artifact = build_dir / function
-    assert not list(artifact.rglob("__pycache__")), "bytecode compiled for the build host's Python"
-    assert not list(artifact.rglob("*.pyc"))
+    host_tag = sys.implementation.cache_tag  # e.g. cpython-311
+    assert not list(artifact.rglob(f"*.{host_tag}.pyc")), "bytecode compiled for the build host's Python"
+    assert all(".cpython-313." in pyc.name for pyc in artifact.rglob("*.pyc")), "bytecode for another Python"
     assert not (artifact / "bin").exists(), "console scripts pointing at the build host's Python"
     assert not (artifact / "tests").exists()
     assert not list(artifact.rglob("conftest.py"))
     assert not (artifact / "Makefile").exists() and not (artifact / "requirements.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PYTHON313 is None, reason="no Python 3.13 on this machine: the build skips Lambda bytecode")
+def test_the_package_ships_bytecode_for_lambdas_python(build_dir: Path) -> None:
+    # Lambda's code directory is read-only: without these, every cold start compiles each module it imports.
+    package = build_dir / "StreamProcessorFunction" / "stream_processor"
+    for module in package.glob("*.py"):
+        assert (package / "__pycache__" / f"{module.stem}.cpython-313.pyc").is_file(), module.name
 
 
 @pytest.mark.slow
