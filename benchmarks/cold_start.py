@@ -2,9 +2,10 @@
 
 Each probe is a new ``python`` process; the wall time of the whole process (interpreter start to exit) and the
 import time measured inside it are both kept, and the two probes alternate so drift hits both. A second pair runs
-against a copy of the imported packages without bytecode, as the Lambda artifact ships them (``--no-compile``): the
-runtime then compiles every module on every cold start, because ``/var/task`` is read-only. ``python -X importtime``
-gives the modules that dominate, and the probe reports whether boto3 was imported.
+against a copy of the imported packages without bytecode, as the Lambda artifact is when built without a Python 3.13
+(functions/Makefile): the runtime then compiles every module on every cold start, because ``/var/task`` is
+read-only; a build with a Python 3.13 at hand ships the bytecode and starts like the first pair.
+``python -X importtime`` gives the modules that dominate, and the probe reports whether boto3 was imported.
 """
 
 from __future__ import annotations
