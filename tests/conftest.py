@@ -14,7 +14,8 @@ from moto import mock_aws
 from local_pipeline.lambda_context import LambdaContext, new_log_stream_name
 from local_pipeline.momento_server import LocalMomentoServer
 from stream_processor import app
-from stream_processor.config import ConfigurationError
+from stream_processor.config import ConfigurationError, Settings
+from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import logger
 from tests.fakes import CurrentStdout
 
@@ -39,6 +40,23 @@ def momento_server(momento_server_session: LocalMomentoServer) -> LocalMomentoSe
     momento_server_session.reset()
     momento_server_session.create_cache(TEST_CACHE_NAME)
     return momento_server_session
+
+
+class OpenedRuntimes(list):
+    """Momento runtimes (the container's loop and SDK clients) a test opened; the fixture closes them after it."""
+
+    def open(self, settings: Settings) -> MomentoRuntime:
+        runtime = MomentoRuntime.from_settings(settings)
+        self.append(runtime)
+        return runtime
+
+
+@pytest.fixture
+def runtimes() -> Iterator[OpenedRuntimes]:
+    opened = OpenedRuntimes()
+    yield opened
+    for runtime in opened:
+        runtime.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import math
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -94,14 +93,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def runtimes():
-    opened: list[MomentoRuntime] = []
-    yield opened
-    for runtime in opened:
-        runtime.close()
-
-
 def environment(server: LocalMomentoServer, **extra: str) -> dict[str, str]:
     return {
         "MOMENTO_LOCAL_ENDPOINT": server.endpoint,
@@ -118,8 +109,7 @@ def make_backfill(momento_server, dynamodb, clock, runtimes):
 
     def make(server: LocalMomentoServer = momento_server, env: dict[str, str] | None = None, **options: Any):
         settings = load_settings(environment(server, **(env or {})))
-        runtime = MomentoRuntime(settings.momento, settings.cache_name, settings.topic_name, timedelta(hours=1))
-        runtimes.append(runtime)
+        runtime = runtimes.open(settings)
         gateway = RecordingGateway(runtime, clock)
         options.setdefault("rate", 10_000)
         backfill = Backfill(

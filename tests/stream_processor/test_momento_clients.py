@@ -60,19 +60,12 @@ def test_one_runtime_serves_many_invocations_on_its_own_loop(momento_server):
     assert runtime.loop.is_closed()
 
 
-def test_the_cache_clients_reuse_one_grpc_stub_per_channel(momento_server):
+def test_the_cache_clients_reuse_one_grpc_stub_per_channel(momento_server, momento_env, runtimes):
     # A private-API optimisation: if an SDK upgrade removes what it relies on, this fails and says so.
-    runtime = MomentoRuntime(
-        MomentoConnection(local_host=momento_server.host, local_port=momento_server.port),
-        "test-cache",
-        "test-topic",
-        timedelta(minutes=5),
-    )
-    try:
-        assert runtime.reuses_stubs, "momento's _DataGrpcManager.async_stub is gone: drop _reuse_cache_stubs"
-        manager = runtime.cache._data_clients[0]._grpc_manager
-        assert manager.async_stub() is manager.async_stub()
-        assert runtime.run(runtime.set("k", b"v", 60_000)) is None
-        assert momento_server.cache_items("test-cache") == {"k": b"v"}
-    finally:
-        runtime.close()
+    runtime = runtimes.open(load_settings(momento_env))
+
+    assert runtime.reuses_stubs, "momento's _DataGrpcManager.async_stub is gone: drop _reuse_cache_stubs"
+    manager = runtime.cache._data_clients[0]._grpc_manager
+    assert manager.async_stub() is manager.async_stub()
+    assert runtime.run(runtime.set("k", b"v", 60_000)) is None
+    assert momento_server.cache_items("test-cache") == {"k": b"v"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -121,17 +120,8 @@ def build(server: LocalMomentoServer, queue: Queue, clock: FakeClock, opened: li
             "TTL_ATTRIBUTE": "ttl",
         }
     )
-    runtime = MomentoRuntime(settings.momento, settings.cache_name, settings.topic_name, timedelta(hours=1))
-    opened.append(runtime)
+    runtime = opened.open(settings)
     return Redrive(settings, runtime, backoff=Backoff(0.01, 0.1), clock=clock, sleep=clock.sleep)
-
-
-@pytest.fixture
-def runtimes():
-    opened: list[MomentoRuntime] = []
-    yield opened
-    for runtime in opened:
-        runtime.close()
 
 
 @pytest.fixture
