@@ -20,12 +20,11 @@ from local_pipeline.momento_server import ERR_ITEM_SIZE, FaultRule, LocalMomento
 from stream_processor import redrive as redrive_module
 from stream_processor.config import load_settings
 from stream_processor.dead_letters import POISON_KIND
-from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import logger
 from stream_processor.redrive import BACKFILL_HINT, Redrive, RedriveOptions
 from stream_processor.retries import Backoff
 from stream_processor.stream_records import read_stream_range
-from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
+from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME, OpenedRuntimes
 from tests.fakes import CurrentStdout, FakeClock
 from tests.stream_processor.records import image, insert, modify, record
 
@@ -110,7 +109,7 @@ def clock() -> FakeClock:
     return FakeClock(time.time())
 
 
-def build(server: LocalMomentoServer, queue: Queue, clock: FakeClock, opened: list[MomentoRuntime]) -> Redrive:
+def build(server: LocalMomentoServer, queue: Queue, clock: FakeClock, opened: OpenedRuntimes) -> Redrive:
     settings = load_settings(
         {
             "MOMENTO_LOCAL_ENDPOINT": server.endpoint,
