@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal
 
 import grpc
 from hypothesis import strategies as st
 
-from local_pipeline.momento_server import ERR_ITEM_SIZE, ERR_OPERATIONS_RATE, FaultRule
+from local_pipeline.momento_server import ERR_ITEM_SIZE, ERR_OPERATIONS_RATE, FaultRule, fault_rate
+from local_pipeline.weather import WeatherTable
+from tests.oracles import plain
 
 __all__ = [
     "KEY_ATTRIBUTE",
@@ -60,7 +61,7 @@ class Update:
 
     location: str
     attributes: Mapping[str, Any]
-    expiry: Expiry | Literal["remove", "keep"]
+    expiry: Literal["keep", "past", "future", "remove"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _write(locations: Sequence[str]) -> st.SearchStrategy[Write]:
     expiry = st.sampled_from(["none", "none", "past", "future"])
     return st.one_of(
         st.builds(Put, location, _attributes(), expiry),
-        st.builds(Update, location, _attributes(), st.sampled_from(["keep", "keep", "none", "past", "future", "remove"])),
+        st.builds(Update, location, _attributes(), st.sampled_from(["keep", "keep", "past", "future", "remove"])),
         st.builds(Delete, location),
     )
 
@@ -111,19 +112,13 @@ def histories(draw: st.DrawFn, max_writes: int = 24) -> tuple[tuple[str, ...], l
     """A handful of keys (2-6) and a history of writes on them."""
     count = draw(st.integers(2, len(LOCATIONS)))
     locations = LOCATIONS[:count]
-    return locations, draw(st.lists(_write(locations), min_size=1, max_size=max_writes))
+    size = draw(st.integers(1, max_writes))  # drawn first: a list strategy alone mostly makes short histories
+    return locations, draw(st.lists(_write(locations), min_size=size, max_size=size))
 
 
 def create_table(client: Any, name: str) -> str:
-    """A weather table with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
-    description = client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]
-    return description["LatestStreamArn"]
+    """A weather table with a NEW_AND_OLD_IMAGES stream and TTL on ExpiresAt (the demo's); returns the stream ARN."""
+    return WeatherTable.create(client, name)[1]
 
 
 def _expires_at(expiry: str, now: float) -> dict[str, str]:
@@ -148,7 +143,7 @@ def write_history(client: Any, table: str, writes: Sequence[Write], now: float) 
                 values[TTL_ATTRIBUTE] = _expires_at(write.expiry, now)
             names = {f"#a{index}": name for index, name in enumerate(values)}
             expression = "SET " + ", ".join(f"{alias} = :v{index}" for index, alias in enumerate(names))
-            if write.expiry in ("none", "remove"):
+            if write.expiry == "remove":
                 names["#ttl"] = TTL_ATTRIBUTE
                 expression += " REMOVE #ttl"
             client.update_item(
@@ -158,22 +153,6 @@ def write_history(client: Any, table: str, writes: Sequence[Write], now: float) 
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={f":v{index}": value for index, value in enumerate(values.values())},
             )
-
-
-def plain(value: Mapping[str, Any]) -> Any:
-    """A DynamoDB attribute value as plain JSON, numbers as exact Decimals (B is not generated here)."""
-    ((kind, inner),) = value.items()
-    if kind == "N":
-        return Decimal(inner)
-    if kind == "NULL":
-        return None
-    if kind == "L":
-        return [plain(item) for item in inner]
-    if kind == "M":
-        return {name: plain(item) for name, item in inner.items()}
-    if kind in ("NS", "SS"):
-        return [Decimal(item) if kind == "NS" else item for item in inner]
-    return inner  # S, BOOL
 
 
 def table_state(client: Any, table: str, now: float) -> dict[str, dict[str, Any]]:
@@ -196,19 +175,26 @@ _PROBABILITIES = st.one_of(st.sampled_from([0.02, 0.1, 0.3, 0.5, 0.75, 0.9]), st
 
 @dataclass(frozen=True)
 class FaultSchedule:
-    """The server's fault rules for one run: poison (item-too-large) keys first, then transient faults."""
+    """The server's fault rules for one run: poison (item-too-large) keys first, then transient faults.
+
+    `storm` is the share of every Set, Delete and Publish that fails besides the targeted rules (0: none).
+    """
 
     poison_keys: tuple[str, ...]
     transient: tuple[FaultRule, ...]
+    storm: float = 0.0
 
     @property
-    def rules(self) -> list[FaultRule]:
-        # Poison rules come first so that a poison key's Set always meets its size limit, whatever else fails.
-        poison = [
+    def poison_rules(self) -> list[FaultRule]:
+        """Every Set of a poison key meets the item-size limit (put them first: no other rule then preempts them)."""
+        return [
             FaultRule(method="Set", key=key, code=grpc.StatusCode.RESOURCE_EXHAUSTED, err=ERR_ITEM_SIZE)
             for key in self.poison_keys
         ]
-        return [*poison, *self.transient]
+
+    @property
+    def transient_rules(self) -> list[FaultRule]:
+        return [*self.transient, *fault_rate(self.storm)]
 
 
 @st.composite
@@ -228,9 +214,10 @@ def _transient_rule(draw: st.DrawFn, locations: Sequence[str]) -> FaultRule:
 
 @st.composite
 def fault_schedules(draw: st.DrawFn, locations: Sequence[str]) -> FaultSchedule:
-    """Poison keys (usually none) and 0-4 transient fault rules over the given keys."""
+    """Poison keys (usually none), 0-4 targeted transient rules over the given keys, and sometimes a storm."""
     poison: list[str] = []
     if draw(st.integers(0, 3)) == 0:  # poison is the rarer case
         poison = draw(st.lists(st.sampled_from(locations), min_size=1, max_size=2, unique=True))
     transient = draw(st.lists(_transient_rule(locations), max_size=4))
-    return FaultSchedule(tuple(poison), tuple(transient))
+    storm = draw(st.sampled_from([0.0, 0.1, 0.3, 0.6, 0.9]))
+    return FaultSchedule(tuple(poison), tuple(transient), storm)
