@@ -97,3 +97,16 @@ def test_an_unreadable_table_raises_a_clear_error(aws):
 
     with pytest.raises(TableReadError, match="BatchGetItem failed: ResourceNotFoundException"):
         TableReader().read(reads)
+
+
+def test_a_failed_table_read_reports_those_records_and_processes_the_rest(handler, momento_server, lambda_context):
+    from tests.stream_processor.records import batch, insert, keys_only
+
+    # The keys-only records name a table that cannot be read; the record with its own image does not need the table.
+    event = batch(keys_only("INSERT", "Oslo", seq=10), insert("Lima", seq=11), keys_only("MODIFY", "Oslo", seq=12))
+
+    response = handler(event, lambda_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "10"}]}
+    assert set(momento_server.cache_items(CACHE)) == {"Lima"}
+    assert [json.loads(m)["key"] for m in momento_server.published(CACHE, "test-topic")] == ["Lima"]
