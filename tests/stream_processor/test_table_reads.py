@@ -14,6 +14,7 @@ import pytest
 from local_pipeline.event_source_mapping import MappingSettings, StreamEventSourceMapping
 from stream_processor.planner import ItemRead
 from stream_processor.table_reads import TableReader, TableReadError
+from tests.stream_processor.records import batch, insert, keys_only
 
 CACHE = "test-cache"
 
@@ -100,8 +101,6 @@ def test_an_unreadable_table_raises_a_clear_error(aws):
 
 
 def test_a_failed_table_read_reports_those_records_and_processes_the_rest(handler, momento_server, lambda_context):
-    from tests.stream_processor.records import batch, insert, keys_only
-
     # The keys-only records name a table that cannot be read; the record with its own image does not need the table.
     event = batch(keys_only("INSERT", "Oslo", seq=10), insert("Lima", seq=11), keys_only("MODIFY", "Oslo", seq=12))
 
