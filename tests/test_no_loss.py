@@ -61,7 +61,6 @@ from local_pipeline.lambda_context import LambdaContext
 from local_pipeline.momento_server import ERR_ITEM_SIZE, LocalMomentoServer
 from stream_processor import app, executor
 from stream_processor.redrive import Redrive, RedriveOptions, RedriveSummary
-from stream_processor.retries import call_with_retries
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
 from tests.histories import (
     KEY_ATTRIBUTE,
@@ -146,11 +145,11 @@ def pipeline(momento_server_session: LocalMomentoServer) -> Iterator[Pipeline]:
     run = Run()
     execute_plan = executor.execute_plan
 
-    def execute_with_seeded_jitter(plan, gateway, deadline, *, max_in_flight):
-        return execute_plan(plan, gateway, deadline, max_in_flight=max_in_flight, rng=run.rng)
-
-    def retry_on_virtual_time(*args, **kwargs):
-        return call_with_retries(*args, **kwargs, sleep=run.clock.sleep)
+    def execute_on_virtual_time(plan, gateway, deadline, *, max_in_flight):
+        # Seeded jitter, and backoff sleeps that move the Lambda clock on instead of waiting.
+        return execute_plan(
+            plan, gateway, deadline, max_in_flight=max_in_flight, rng=run.rng, sleep=lambda s: run.clock.sleep(s)
+        )
 
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name, value in {
@@ -172,8 +171,7 @@ def pipeline(momento_server_session: LocalMomentoServer) -> Iterator[Pipeline]:
             "MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         }.items():
             patch.setenv(name, value)
-        patch.setattr(app, "execute_plan", execute_with_seeded_jitter)
-        patch.setattr(executor, "call_with_retries", retry_on_virtual_time)
+        patch.setattr(app, "execute_plan", execute_on_virtual_time)
         app.processor.cache_clear()
         try:
             yield Pipeline(
