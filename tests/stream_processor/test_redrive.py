@@ -335,6 +335,26 @@ def test_unparseable_record_with_a_known_key_publishes_a_resync_message(table, q
     assert queue.visible() == []
 
 
+def test_record_with_a_malformed_image_drains_as_a_resync_message(table, queue, redrive, momento_server):
+    # The stream processor dead-lettered this record (an attribute of a type DynamoDB does not have); its key is
+    # readable, so the redrive resyncs the key from the table and publishes a resync message: nothing stays.
+    table.put("Lima", MaxTemp=19)
+    bad = insert("Lima", seq=51, MaxTemp=18)
+    bad["dynamodb"]["NewImage"]["Odd"] = {"XYZ": "?"}
+    queue.send(poison("malformed record: attribute 'Odd': unknown DynamoDB type", bad))
+
+    summary = run(redrive, queue)
+
+    assert summary.kept == []
+    assert summary.poison_resent == 0
+    assert queue.visible() == []
+    assert cached(momento_server) == {"Lima": {"Location": "Lima", "MaxTemp": 19}}
+    [message] = published(momento_server)
+    assert (message["eventName"], message["eventID"], message["sequenceNumber"]) == ("RESYNC", bad["eventID"], "51")
+    assert message["newImage"] == {"Location": "Lima", "MaxTemp": 19}
+    assert message["redriven"] is True
+
+
 def test_poison_without_a_readable_key_stays_with_the_reason_updated(queue, redrive, momento_server):
     queue.send(poison("old reason", {"eventSource": "aws:dynamodb", "eventName": "INSERT"}))
 
