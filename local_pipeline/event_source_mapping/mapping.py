@@ -7,8 +7,9 @@ event Lambda sends, and applies the mapping's documented semantics:
 
 - Shards are read in order; a child shard only after its parent is finished. ``FilterCriteria``
   (``filtering.py``): records no filter matches are dropped before batching and checkpointed, never delivered.
-- ``ParallelizationFactor`` N: each shard's records are routed to N lanes by their item key (``lanes.py``), so one
-  item's records share a lane and keep stream order. Each lane is an ordered sub-stream with its own batches
+- ``ParallelizationFactor`` N: up to N batches of a shard in flight at once, in order per item key (as Lambda
+  documents). Each shard's records are routed to N lanes by their item key (``lanes.py``), so one item's records
+  share a lane and keep stream order. Each lane is an ordered sub-stream with its own batches
   (``BatchSize`` records of that lane), partial-failure checkpoint, bisection, retries and on-failure messages
   (whose ``DDBStreamBatchInfo`` names the first and last sequence numbers of the discarded lane batch, so its range
   can also cover records of other lanes). The shard's checkpoint is the last record before the first one a lane
@@ -34,7 +35,9 @@ malformed partial response may be bisected like a function error; a batch discar
 ``approximateInvokeCount`` 0 with a ``responseContext`` of status 200 (kept so Powertools' model parses it).
 
 Limits: lanes interleave at batch granularity only (two invocations never overlap, so nothing here runs the
-handler concurrently with itself); the mapping reads ahead up to ``BatchSize`` x N records per shard;
+handler concurrently with itself); a retried lane spends its turns on retries while the others move on, but a lane
+never gets two turns in a round; the mapping reads ahead up to ``BatchSize`` x N records per shard and a lane's
+batch holds what has been read of that lane (it can be short while more of its records lie further on);
 ``MaximumBatchingWindowInSeconds``, the 6 MB payload limit and stream retention (24 h) are not emulated, and with
 unlimited retries ``max_invocations`` bounds a run.
 """
