@@ -11,6 +11,7 @@ import grpc
 from momento import CredentialProvider
 
 from .faults import FaultBook, FaultRule
+from .holds import HoldBook, WriteHold
 from .servicers import CallRunner, CallStats, add_servicers
 from .store import MomentoStore
 
@@ -29,8 +30,9 @@ class LocalMomentoServer:
     the SDK a plaintext channel to it.
 
     Besides Get/Set/SetIfNotExists/Delete (with TTLs), Publish/Subscribe and cache management, it records
-    every call and topic message for tests and injects faults (`add_fault`) reproducibly from `seed`.
-    Inspection methods can be called from any thread.
+    every call and topic message for tests, injects faults (`add_fault`) reproducibly from `seed` and the call's
+    identity (with `faults_by_value` False the value is left out of it), and holds chosen writes until a test
+    releases them (`hold_writes`). Inspection methods can be called from any thread.
 
     It uses gRPC's thread-pool server rather than `grpc.aio`: measured on this project's 2-core machine
     against one async SDK client, the `grpc.aio` server spent about 300-340 us of CPU per unary call and
@@ -54,14 +56,16 @@ class LocalMomentoServer:
         caches: Iterable[str] = (),
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         seed: int = 0,
+        faults_by_value: bool = True,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._initial_caches = tuple(caches)
         self._max_item_bytes = max_item_bytes
         self._store = MomentoStore(self._initial_caches)
-        self._faults = FaultBook(seed)
+        self._faults = FaultBook(seed, by_value=faults_by_value)
         self._stats = CallStats()
+        self._holds = HoldBook()
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._port: int | None = None
@@ -89,7 +93,7 @@ class LocalMomentoServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ],
         )
-        add_servicers(server, self._store, CallRunner(self._faults, self._stats), self._max_item_bytes)
+        add_servicers(server, self._store, CallRunner(self._faults, self._stats, self._holds), self._max_item_bytes)
         try:
             port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
         except RuntimeError as error:
@@ -100,7 +104,8 @@ class LocalMomentoServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (open subscriptions end); does nothing when not running."""
+        """Stop serving (open subscriptions end, held writes are released); does nothing when not running."""
+        self._holds.release_all()
         server, executor = self._server, self._executor
         self._server = self._executor = None
         if server is not None:
@@ -177,8 +182,26 @@ class LocalMomentoServer:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    def hold_writes(
+        self,
+        key: str | None = None,
+        *,
+        value: bytes | str | None = None,
+        method: str | None = None,
+        times: int | None = 1,
+    ) -> WriteHold:
+        """Hold matching writes before they are applied until the returned hold is released (or leaves its `with`).
+
+        `key` is the cache key, or for Publish the JSON message's "key"; `value` the exact Set body or Publish
+        message (a Delete never matches a value); `method` one of "Set", "SetIfNotExists", "Delete", "Publish";
+        None matches any. `times` calls are caught (None: every match until released); others pass straight
+        through. `reset()` and `stop()` release every hold. See `holds.py` for the timing.
+        """
+        return self._holds.add(key, value, method, times)
+
     def reset(self) -> None:
-        """Forget data, messages, counters and faults; re-seed; keep only the constructor's caches (empty)."""
+        """Release held writes; forget data, messages, counters and faults; re-seed; keep only the initial caches."""
+        self._holds.release_all()
         self._store.reset(self._initial_caches)
         self._faults.clear(reseed=True)
         self._stats.clear()

@@ -23,6 +23,7 @@ from momento_wire_types import controlclient_pb2 as control_pb
 from momento_wire_types import controlclient_pb2_grpc as control_grpc
 
 from .faults import ERR_ITEM_SIZE, WRITE_METHODS, FaultBook, message_key
+from .holds import HoldBook
 from .store import CacheNotFoundError, MomentoStore
 
 Response = TypeVar("Response")
@@ -71,11 +72,15 @@ class CallStats:
 
 
 class CallRunner:
-    """Runs one call: counts it, lets a fault rule have its way, then answers from the operation."""
+    """Runs one call: counts it, lets a fault rule have its way, then answers from the operation.
 
-    def __init__(self, faults: FaultBook, stats: CallStats) -> None:
+    `value` (a Set body, a Publish message) is part of the call's identity for faults and holds.
+    """
+
+    def __init__(self, faults: FaultBook, stats: CallStats, holds: HoldBook | None = None) -> None:
         self._faults = faults
         self._stats = stats
+        self._holds = holds or HoldBook()
 
     def run(
         self,
@@ -83,9 +88,11 @@ class CallRunner:
         context: grpc.ServicerContext,
         key: Callable[[], str | None],
         operation: Callable[[], Response],
+        value: bytes | None = None,
     ) -> Response:
         self._stats.count_call(method)
-        rule = self._faults.pick(method, key)
+        operation = self._holds.gate(method, key, value, operation)  # a held write waits to be released
+        rule = self._faults.pick(method, key, value)
         if rule is None:
             return _answer(context, operation)
         self._stats.count_injection(method)
@@ -158,7 +165,7 @@ class CacheServicer(cache_grpc.ScsServicer):
             self._store.set(cache, request.cache_key, request.cache_body, request.ttl_milliseconds)
             return cache_pb._SetResponse(result=cache_pb.Ok)
 
-        return self._runner.run("Set", context, _key_text(request.cache_key), set_item)
+        return self._runner.run("Set", context, _key_text(request.cache_key), set_item, request.cache_body)
 
     def SetIfNotExists(
         self, request: cache_pb._SetIfNotExistsRequest, context: grpc.ServicerContext
@@ -170,7 +177,9 @@ class CacheServicer(cache_grpc.ScsServicer):
                 return cache_pb._SetIfNotExistsResponse(stored=cache_pb._SetIfNotExistsResponse._Stored())
             return cache_pb._SetIfNotExistsResponse(not_stored=cache_pb._SetIfNotExistsResponse._NotStored())
 
-        return self._runner.run("SetIfNotExists", context, _key_text(request.cache_key), set_if_not_exists)
+        return self._runner.run(
+            "SetIfNotExists", context, _key_text(request.cache_key), set_if_not_exists, request.cache_body
+        )
 
     def Delete(self, request: cache_pb._DeleteRequest, context: grpc.ServicerContext) -> cache_pb._DeleteResponse:
         def delete() -> cache_pb._DeleteResponse:
@@ -244,7 +253,7 @@ class PubsubServicer(pubsub_grpc.PubsubServicer):
                 self._hub.deliver(request.cache_name, request.topic, pubsub_pb._SubscriptionItem(item=item))
             return common_pb._Empty()
 
-        return self._runner.run("Publish", context, lambda: message_key(raw), publish)
+        return self._runner.run("Publish", context, lambda: message_key(raw), publish, raw)
 
     def Subscribe(
         self, request: pubsub_pb._SubscriptionRequest, context: grpc.ServicerContext
