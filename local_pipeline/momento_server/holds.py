@@ -67,6 +67,7 @@ class WriteHold:
         self._book = book
         self._held: deque[_HeldCall] = deque()  # caught and not yet released, in arrival order
         self._caught = 0
+        self._caught_calls: list[tuple[str, str | None]] = []
         self._released = False
 
     @property
@@ -74,6 +75,12 @@ class WriteHold:
         """How many calls this hold has caught so far (released ones included)."""
         with self._book.condition:
             return self._caught
+
+    @property
+    def caught_calls(self) -> list[tuple[str, str | None]]:
+        """The method and key of every call caught so far, in arrival order (a test learns which write it holds)."""
+        with self._book.condition:
+            return list(self._caught_calls)
 
     @property
     def released(self) -> bool:
@@ -116,10 +123,11 @@ class WriteHold:
             return False
         return self.key is None or self.key == key()
 
-    def _catch(self) -> _HeldCall:
+    def _catch(self, method: str, key: str | None) -> _HeldCall:
         call = _HeldCall()
         self._held.append(call)
         self._caught += 1
+        self._caught_calls.append((method, key))
         return call
 
     def _stop(self) -> list[_HeldCall]:
@@ -180,7 +188,7 @@ class HoldBook:
             self._holds = [hold for hold in self._holds if not hold._released]
             for hold in self._holds:
                 if hold._catches(method, key, value):
-                    call = hold._catch()
+                    call = hold._catch(method, key())
                     self.condition.notify_all()
                     return call
         return None

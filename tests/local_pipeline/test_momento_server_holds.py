@@ -111,6 +111,7 @@ def test_a_hold_catches_times_calls_then_lets_the_rest_through(momento_server: L
     assert while_held == {"k": b"c"}
     assert all(isinstance(response, CacheSet.Success) for response in responses)
     assert hold.held_count == 2
+    assert hold.caught_calls == [("Set", "k"), ("Set", "k")]
     assert momento_server.cache_items(CACHE)["k"] in {b"a", b"b"}  # released in arrival order, which gather leaves open
 
 
