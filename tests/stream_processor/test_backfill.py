@@ -28,6 +28,7 @@ from stream_processor.backfill import (
 )
 from stream_processor.config import ConfigurationError, load_settings
 from stream_processor.dead_letters import DeadLetterQueue
+from stream_processor.key_sync import KeySync
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import logger
 from stream_processor.planner import ChangeRules, read_batch
@@ -35,7 +36,8 @@ from stream_processor.retries import Backoff, Deadline
 from stream_processor.table_reads import TableReader
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
 from tests.fakes import CurrentStdout, FakeClock
-from tests.stream_processor.records import image
+from tests.races import resync_without_recheck, while_held
+from tests.stream_processor.records import image, modify, remove
 
 TABLE = "weather"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:backfill"
@@ -238,6 +240,54 @@ def test_re_check_reads_have_their_own_rate_limit(dynamodb, make_backfill, clock
 
     assert summary.rechecks == reader.reads == 30
     assert_at_most_per_second(paced_at, 7, 30)
+
+
+@pytest.mark.parametrize("recheck", [True, False], ids=["with the re-check", "planted bug: no re-check"])
+def test_a_change_applied_by_the_stream_while_the_backfill_write_is_in_flight_is_not_overwritten(
+    dynamodb, make_backfill, momento_server, handler, lambda_context, monkeypatch, recheck
+):
+    put(dynamodb, "Seattle", MaxTemp=14)
+    if not recheck:
+        monkeypatch.setattr(KeySync, "resync", resync_without_recheck)
+    backfill, gateway = make_backfill()
+
+    def live_change(caught) -> None:
+        # The backfill has read MaxTemp 14 and its set is in flight: the item changes, the stream processor applies
+        # the change, and only then does the backfill's set land.
+        assert caught == [("Set", "Seattle")]
+        put(dynamodb, "Seattle", MaxTemp=15)
+        assert handler({"Records": [modify("Seattle", seq=7, MaxTemp=15)]}, lambda_context()) == {
+            "batchItemFailures": []
+        }
+        assert cached(momento_server)["Seattle"]["MaxTemp"] == 15
+
+    summary, _ = while_held(
+        momento_server, lambda: run(backfill, gateway, BackfillState.new(TABLE, 1)), live_change, key="Seattle"
+    )
+
+    if recheck:
+        assert cached(momento_server) == {"Seattle": {"Location": "Seattle", "MaxTemp": 15}}
+        assert (summary.sets, summary.rechecks, summary.rewrites) == (2, 2, 1)
+    else:  # the scenario really is the race: without the re-check the older value lands last and stays
+        assert cached(momento_server) == {"Seattle": {"Location": "Seattle", "MaxTemp": 14}}
+
+
+def test_an_item_deleted_while_the_backfill_write_is_in_flight_is_deleted_from_the_cache(
+    dynamodb, make_backfill, momento_server, handler, lambda_context
+):
+    put(dynamodb, "Lima", MaxTemp=20)
+    backfill, gateway = make_backfill()
+
+    def deleted(caught) -> None:
+        dynamodb.delete_item(TableName=TABLE, Key={"Location": {"S": "Lima"}})
+        handler({"Records": [remove("Lima", seq=8, MaxTemp=20)]}, lambda_context())
+
+    summary, _ = while_held(
+        momento_server, lambda: run(backfill, gateway, BackfillState.new(TABLE, 1)), deleted, key="Lima"
+    )
+
+    assert cached(momento_server) == {}
+    assert (summary.sets, summary.deletes, summary.rewrites) == (1, 1, 1)
 
 
 def test_retryable_faults_are_retried_and_counted(dynamodb, make_backfill, momento_server):

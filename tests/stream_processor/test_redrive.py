@@ -20,12 +20,14 @@ from local_pipeline.momento_server import ERR_ITEM_SIZE, FaultRule, LocalMomento
 from stream_processor import redrive as redrive_module
 from stream_processor.config import load_settings
 from stream_processor.dead_letters import POISON_KIND
+from stream_processor.key_sync import KeySync
 from stream_processor.observability import logger
 from stream_processor.redrive import BACKFILL_HINT, Redrive, RedriveOptions
 from stream_processor.retries import Backoff
 from stream_processor.stream_records import read_stream_range
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME, OpenedRuntimes
 from tests.fakes import CurrentStdout, FakeClock
+from tests.races import resync_without_recheck, while_held
 from tests.stream_processor.records import image, insert, modify, record
 
 TABLE = "weather"
@@ -264,6 +266,33 @@ def test_invalid_on_failure_record_is_kept(queue, redrive):
 
 
 # -- poison records ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recheck", [True, False], ids=["with the re-check", "planted bug: no re-check"])
+def test_a_change_applied_by_the_stream_while_the_redrive_write_is_in_flight_is_not_overwritten(
+    table, queue, redrive, momento_server, handler, lambda_context, monkeypatch, recheck
+):
+    # A discarded batch touched Oslo; the redrive reads Oslo (MaxTemp 3) and its set is in flight when the item
+    # changes and the live stream processor applies the change.
+    table.put("Oslo", MaxTemp=3)
+    shard_id, records = table.stream_records()
+    queue.send(table.on_failure(records, shard_id))
+    if not recheck:
+        monkeypatch.setattr(KeySync, "resync", resync_without_recheck)
+
+    def live_change(caught) -> None:
+        assert caught == [("Set", "Oslo")]
+        table.put("Oslo", MaxTemp=4)
+        assert handler({"Records": [modify("Oslo", seq=90, MaxTemp=4)]}, lambda_context()) == {"batchItemFailures": []}
+
+    summary, _ = while_held(momento_server, lambda: run(redrive, queue), live_change, key="Oslo")
+
+    if recheck:
+        assert cached(momento_server) == {"Oslo": {"Location": "Oslo", "MaxTemp": 4}}
+        assert (summary.keys_resynced, summary.rechecks, summary.rewrites, summary.kept) == (1, 2, 1, [])
+        assert queue.visible() == []
+    else:  # the scenario really is the race: without the re-check the older value lands last and stays
+        assert cached(momento_server)["Oslo"]["MaxTemp"] == 3
 
 
 def test_poison_record_with_an_old_image_gets_the_table_s_newer_item(table, queue, redrive, momento_server):
