@@ -24,7 +24,7 @@ class KeyTemplateMismatch(LookupError):
         self.available = available
         super().__init__(
             f"KEY_TEMPLATE names {{{missing}}} but the table's key attributes are "
-            f"{', '.join(available)}: use only key attributes (and {{table}})"
+            f"{', '.join(map(path_name, available))}: use only key attributes (and {{table}})"
         )
 
     @property
@@ -88,5 +88,5 @@ class CacheKeyBuilder:
             elif field in keys:
                 values[field] = key_value_text(keys[field], field)
             else:
-                raise KeyTemplateMismatch(field, tuple(sorted(keys)))
+                raise KeyTemplateMismatch(field, tuple(sorted(map(str, keys))))
         return self.template.format_map(values)
