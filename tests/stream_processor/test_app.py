@@ -363,9 +363,7 @@ def test_poison_without_a_dlq_is_reported_with_the_count_of_records(
     assert error["cause"].startswith("DLQ_URL is not set") and error["records"] == 2
 
 
-def test_poison_log_lines_name_the_attribute_and_type_never_the_value(
-    handler, momento_server, lambda_context, capsys
-):
+def test_poison_log_lines_name_the_attribute_and_type_never_the_value(handler, momento_server, lambda_context, capsys):
     broken = insert("Nairobi", seq=2)
     broken["dynamodb"]["NewImage"]["Reading"] = {"N": "leaked-4711"}
     broken["dynamodb"]["OldImage"] = {"Location": {"S": "Nairobi"}, "Secret": {"B": "leaked-4712!"}}

@@ -131,9 +131,7 @@ def test_a_secret_without_a_key_yet_stops_start_up_with_the_command_that_puts_it
     assert f"aws secretsmanager put-secret-value --secret-id {SECRET} --secret-string <your-api-key>" in message
 
 
-def test_the_runtime_of_every_job_renews_its_key_and_concurrent_failures_read_once(
-    momento_server, rotating
-):
+def test_the_runtime_of_every_job_renews_its_key_and_concurrent_failures_read_once(momento_server, rotating):
     # The redrive and the backfill use the same runtime: they get the rotation too.
     runtime = MomentoRuntime(
         MomentoConnection(api_key_secret=SECRET, local_host=momento_server.host, local_port=momento_server.port),
