@@ -93,7 +93,7 @@ def json_type(value: Any) -> str:
 
 def path_name(name: Any) -> str:
     """An attribute name as a path segment: as is when printable, escaped otherwise, at most 64 characters."""
-    text = name if isinstance(name, str) and name.isprintable() else ascii(name)
+    text = name if isinstance(name, str) and name.isprintable() and name else ascii(name)
     return text if len(text) <= 64 else text[:63] + "…"
 
 
