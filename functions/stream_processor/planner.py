@@ -283,8 +283,8 @@ def _cache_key_of_poison(record: Any, rules: ChangeRules) -> str | None:
 def _in_stream_order(records: Iterable[Any]) -> list[Any]:
     """Records sorted by sequence number (Lambda sends them in order; this guards hand-made events).
 
-    The sort is stable: records with equal sequence numbers keep their order, and records without one (poison) come
-    first in theirs.
+    The sort is stable (records with equal sequence numbers keep their order) and never converts a sequence number
+    to int (Python refuses texts over 4,300 digits); records without one (poison) come first.
     """
     records = list(records)
     keys = [_order_of(record) for record in records]
