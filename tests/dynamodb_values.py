@@ -54,7 +54,7 @@ scalars = st.one_of(
     st.builds(lambda s: {"S": s}, texts),
     st.builds(lambda n: {"N": n}, numbers),
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
-    st.just({"NULL": True}),
+    st.builds(lambda: {"NULL": True}),  # a new object each time: tests mutate records
     st.builds(lambda b: {"B": b}, base64_text),
     st.builds(lambda ss: _set("SS", ss), st.lists(texts, min_size=1, max_size=3)),
     st.builds(lambda ns: {"NS": list(dict.fromkeys(ns))}, st.lists(numbers, min_size=1, max_size=3)),

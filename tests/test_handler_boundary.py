@@ -16,6 +16,7 @@ Examples are drawn from a fixed seed (``derandomize``) so a CI run is reproducib
 
 from __future__ import annotations
 
+import copy
 import json
 from decimal import Decimal
 from typing import Any
@@ -126,7 +127,9 @@ def malformed_records(draw: st.DrawFn, key: str) -> Any:
     """Any JSON as a record, or an otherwise valid record with one field replaced by any JSON, or removed."""
     if draw(st.integers(0, 7)) == 0:
         return draw(any_json)
-    record = draw(valid_records(key))
+    # Copies: strategies may hand out the same object twice (st.just, st.sampled_from), and a mutation must not
+    # reach into another record or a later example.
+    record = copy.deepcopy(draw(valid_records(key)))
     path = draw(st.sampled_from(draw(st.sampled_from(paths_of(record)))))
     parent = record
     for name in path[:-1]:
@@ -135,9 +138,9 @@ def malformed_records(draw: st.DrawFn, key: str) -> Any:
     if how == "delete":
         del parent[path[-1]]
     elif how == "odd attribute" and len(path) == 3 and path[1] != "Keys":
-        parent[path[-1]] = draw(odd_attribute_values)
+        parent[path[-1]] = copy.deepcopy(draw(odd_attribute_values))
     else:
-        parent[path[-1]] = draw(odd_json if how == "odd" else any_json)
+        parent[path[-1]] = copy.deepcopy(draw(odd_json if how == "odd" else any_json))
     return record
 
 

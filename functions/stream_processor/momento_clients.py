@@ -1,4 +1,4 @@
-"""Momento clients for the container's lifetime: credentials, one event loop, and the three calls the executor makes.
+"""Momento clients for the container's lifetime: one event loop, the SDK clients, the three calls the executor makes.
 
 The SDK's async clients are bound to the event loop they first ran on (a client created under one ``asyncio.run()``
 fails under the next), so the container keeps ONE loop and runs every invocation on it with ``run_until_complete``.
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shlex
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -26,85 +24,17 @@ from momento import CacheClientAsync, Configurations, CredentialProvider, TopicC
 from momento.errors import MomentoErrorCode
 from momento.responses import CacheDelete, CacheSet, TopicPublish
 
-from stream_processor.config import PLACEHOLDER_API_KEY, ConfigurationError, MomentoConnection, Settings
+from stream_processor.config import ConfigurationError, MomentoConnection, Settings
+from stream_processor.momento_credentials import credential_provider, read_api_key
 from stream_processor.momento_errors import CallFailure, MomentoTarget, classify
 from stream_processor.observability import logger
 
-__all__ = ["MomentoRuntime", "credential_provider", "read_api_key"]
+__all__ = ["MomentoRuntime", "credential_provider", "read_api_key"]  # the credentials, re-exported for callers
 
 T = TypeVar("T")
 #: Longest a single cache call can take (Configurations.Lambda's deadline) and a publish (TopicConfigurations.Default).
 CACHE_CALL_SECONDS = 1.1
 PUBLISH_CALL_SECONDS = 5.0
-#: How long Powertools may serve the secret from its cache (a re-read after an authentication failure bypasses it).
-SECRET_MAX_AGE_SECONDS = 300
-
-
-def read_api_key(connection: MomentoConnection, *, fresh: bool = False) -> str | None:
-    """The Momento API key of a connection: the secret's value, ``MOMENTO_API_KEY``, or None (a local server, no key).
-
-    ``fresh`` reads the secret from Secrets Manager even when Powertools holds it in its cache. An empty secret, one
-    without a value or one still holding ``PLACEHOLDER_API_KEY`` raises ``ConfigurationError`` with the command that
-    puts the key in.
-    """
-    secret = connection.api_key_secret
-    if not secret:
-        if connection.api_key is not None and connection.api_key.strip() == PLACEHOLDER_API_KEY:
-            raise ConfigurationError(f"MOMENTO_API_KEY holds the placeholder {PLACEHOLDER_API_KEY}: set it to the key")
-        return connection.api_key
-    from aws_lambda_powertools.utilities import parameters  # boto3 is only imported when a secret is used
-
-    try:
-        value = parameters.get_secret(secret, max_age=SECRET_MAX_AGE_SECONDS, force_fetch=fresh)
-    except Exception as error:
-        if "can't find the specified secret value" in str(error):  # the secret exists, no value was ever put in it
-            raise _no_key_yet(secret, "it has no value") from None
-        raise ConfigurationError(
-            f"MOMENTO_API_KEY_SECRET: cannot read secret {secret!r}: {type(error).__name__} "
-            "(check the secret id and the function's secretsmanager:GetSecretValue permission)"
-        ) from None
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"MOMENTO_API_KEY_SECRET: secret {secret!r} holds a binary value: store the API key as its secret string"
-        )
-    key = value.strip()
-    if not key:
-        raise _no_key_yet(secret, "it is empty")
-    if key == PLACEHOLDER_API_KEY:
-        raise _no_key_yet(secret, f"it still holds the placeholder {PLACEHOLDER_API_KEY}")
-    return key
-
-
-def _no_key_yet(secret: str, why: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"MOMENTO_API_KEY_SECRET: secret {secret!r} holds no Momento API key yet ({why}): put the key in with "
-        f"`aws secretsmanager put-secret-value --secret-id {shlex.quote(secret)} --secret-string <your-api-key>`"
-    )
-
-
-def credential_provider(connection: MomentoConnection, api_key: str | None = None) -> CredentialProvider:
-    """The SDK credential provider for the configured connection; the key is read (``read_api_key``) unless given."""
-    if api_key is None:
-        api_key = read_api_key(connection)
-    if connection.is_local:
-        local = CredentialProvider.for_momento_local(connection.local_host, connection.local_port)
-        # The SDK sends auth_token as the `authorization` metadata on any channel, plaintext included.
-        return local if api_key is None else dataclasses.replace(local, auth_token=api_key)
-    source = "MOMENTO_API_KEY_SECRET" if connection.api_key_secret else "MOMENTO_API_KEY"
-    api_key = (api_key or "").strip()
-    if not api_key:
-        raise ConfigurationError(f"{source} gives an empty Momento API key")
-    try:
-        if connection.endpoint:
-            return CredentialProvider.from_api_key_v2(api_key, connection.endpoint)
-        with warnings.catch_warnings():  # legacy keys carry their endpoint; the SDK marks this path deprecated
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return CredentialProvider.from_string(api_key)
-    except Exception as error:
-        hint = "a v2 key with MOMENTO_ENDPOINT" if connection.endpoint else "set MOMENTO_ENDPOINT for v2 keys"
-        raise ConfigurationError(
-            f"{source} does not hold a usable Momento API key ({type(error).__name__}; {hint})"
-        ) from None
 
 
 def _reuse_cache_stubs(cache: CacheClientAsync) -> bool:

@@ -9,7 +9,8 @@ import jwt
 import pytest
 
 from stream_processor.config import PLACEHOLDER_API_KEY, ConfigurationError, MomentoConnection, load_settings
-from stream_processor.momento_clients import MomentoRuntime, credential_provider, read_api_key
+from stream_processor.momento_clients import MomentoRuntime
+from stream_processor.momento_credentials import credential_provider, read_api_key
 
 V2_KEY = jwt.encode({"t": "g", "id": "sensitive-key-id"}, "test-signing-key-of-at-least-32-bytes", algorithm="HS256")
 ENDPOINT = "cell-1-us-east-1-1.prod.a.momentohq.com"
