@@ -85,6 +85,13 @@ class _Clients:
             await self.cache.__aexit__(None, None, None)  # the async cache client only closes as a context manager
             await self.topics.close()
 
+    async def retire(self) -> None:
+        """Close clients replaced by newer ones: a failure to close costs a log line, never the call that closes."""
+        try:
+            await self.close()
+        except Exception as error:
+            logger.warning("closing replaced Momento clients failed", extra={"error": f"{type(error).__name__}"})
+
 
 class MomentoRuntime:
     """One event loop and the Momento clients bound to it, kept for the container's lifetime."""
@@ -187,7 +194,7 @@ class MomentoRuntime:
         finally:
             clients.in_flight -= 1
             if clients.retired and not clients.in_flight:
-                await clients.close()
+                await clients.retire()
                 self._retired.remove(clients)
 
     async def _renew_key(self, refused: _Clients) -> bool:
@@ -231,7 +238,7 @@ class MomentoRuntime:
             if refused.in_flight:
                 self._retired.append(refused)  # closed by its last call
             else:
-                await refused.close()
+                await refused.retire()
             return True
 
     async def _open(self, api_key: str | None) -> _Clients:
