@@ -6,6 +6,7 @@ Handlers are synchronous: they run on the gRPC server's thread pool (see `server
 from __future__ import annotations
 
 import contextlib
+import hmac
 import queue
 import threading
 import time
@@ -69,6 +70,59 @@ class CallStats:
         with self._lock:
             self._calls.clear()
             self._injected.clear()
+
+
+class TokenCheck(grpc.ServerInterceptor):
+    """Answers UNAUTHENTICATED, as Momento does, to a call whose ``authorization`` metadata is not the required token.
+
+    ``token`` None accepts every call (the SDK's local credentials send an empty token); it can be changed while the
+    server runs, to rotate the key under a running client.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._refused: Counter[str] = Counter()
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        token = self.token
+        if token is None or handler is None:
+            return handler
+        sent = next((value for name, value in details.invocation_metadata or () if name == "authorization"), "")
+        sent = sent.encode() if isinstance(sent, str) else sent
+        if hmac.compare_digest(sent, token.encode()):
+            return handler
+        with self._lock:
+            self._refused[details.method.rsplit("/", 1)[-1]] += 1
+        return _refusing(handler)
+
+    def refused(self) -> Counter[str]:
+        """Calls refused per method name; a snapshot."""
+        with self._lock:
+            return Counter(self._refused)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._refused.clear()
+
+
+def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+
+    def refuse(_request: object, context: grpc.ServicerContext) -> NoReturn:
+        _abort(context, grpc.StatusCode.UNAUTHENTICATED, "Invalid authorization token")
+
+    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse, **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(refuse, **codecs)
+    return grpc.unary_unary_rpc_method_handler(refuse, **codecs)
 
 
 class CallRunner:

@@ -212,15 +212,29 @@ def test_no_momento_source_stops_start_up_naming_the_choices() -> None:
     "chosen",
     [
         ("MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"),
-        ("MOMENTO_API_KEY_SECRET", "MOMENTO_LOCAL_ENDPOINT"),
-        ("MOMENTO_API_KEY", "MOMENTO_LOCAL_ENDPOINT"),
         tuple(SOURCES),
     ],
 )
-def test_more_than_one_momento_source_stops_start_up(chosen: tuple[str, ...]) -> None:
+def test_more_than_one_key_source_stops_start_up(chosen: tuple[str, ...]) -> None:
     message = error_of(**sources(*chosen))
-    assert all(name in message for name in chosen)
+    assert all(name in message for name in ("MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"))
     assert API_KEY not in message
+
+
+@pytest.mark.parametrize("key_source", ["MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"])
+def test_a_local_endpoint_with_a_key_source_sends_that_key_as_the_token(key_source: str) -> None:
+    momento = load(**sources(key_source, "MOMENTO_LOCAL_ENDPOINT")).momento
+    assert momento.is_local
+    assert (momento.local_host, momento.local_port) == ("127.0.0.1", 4443)
+    assert (momento.api_key_secret, momento.api_key) == (
+        ("prod/momento-api-key", None) if key_source == "MOMENTO_API_KEY_SECRET" else (None, API_KEY)
+    )
+    assert API_KEY not in repr(momento)
+
+
+def test_a_local_endpoint_excludes_a_momento_endpoint() -> None:
+    message = error_of(**sources("MOMENTO_LOCAL_ENDPOINT"), MOMENTO_ENDPOINT="cell-1.example.momentohq.com")
+    assert "MOMENTO_ENDPOINT" in message and "MOMENTO_LOCAL_ENDPOINT" in message
 
 
 def test_the_secret_source() -> None:

@@ -1,0 +1,33 @@
+"""Logs and metrics: the defaults agree with the template, cause lines carry the cause and its record count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from samcli.yamlhelper import yaml_parse
+
+from stream_processor.observability import DEFAULT_NAMESPACE, DEFAULT_SERVICE, log_causes, logger
+from tests.fakes import CurrentStdout
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+def test_the_defaults_are_the_templates_parameter_defaults() -> None:
+    parameters = yaml_parse(TEMPLATE.read_text())["Parameters"]
+    assert parameters["MetricsNamespace"]["Default"] == DEFAULT_NAMESPACE
+    assert parameters["ServiceName"]["Default"] == DEFAULT_SERVICE
+
+
+def test_a_cause_line_carries_the_cause_and_how_many_records_it_affected(capsys) -> None:
+    logger.registered_handler.stream = CurrentStdout()
+
+    log_causes("poison records reported", {"DLQ_URL is not set": 2})
+
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert (line["level"], line["message"], line["cause"], line["records"]) == (
+        "ERROR",
+        "poison records reported",
+        "DLQ_URL is not set",
+        2,
+    )
