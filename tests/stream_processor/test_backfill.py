@@ -320,7 +320,8 @@ def test_fault_outlasting_retries_stops_the_segment_before_its_page(dynamodb, ma
     assert state.positions[0] == SegmentPosition(0)  # a resume rewrites the whole page
 
 
-def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill, runtimes, aws):
+def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill, runtimes, aws, capsys):
+    logger.registered_handler.stream = CurrentStdout()
     queue_url = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
     put(dynamodb, "Big", Notes="x" * 2000)
     put(dynamodb, "Small", MaxTemp=1)
@@ -346,6 +347,9 @@ def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill
     # The redrive can key it (and so resync it from the table), although it is not a stream record.
     rules = ChangeRules.from_settings(load_settings(environment(server)))
     assert list(read_batch([body["record"]], rules).by_key) == ["Big"]
+    logged = capsys.readouterr().out
+    assert "poison item" in logged and "backfill finished" in logged
+    assert '"Big"' not in logged  # log lines never carry key (attribute) values; the summary and the DLQ do
 
 
 def test_resume_continues_without_redoing_finished_pages(dynamodb, make_backfill, momento_server):

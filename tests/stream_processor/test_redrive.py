@@ -422,15 +422,21 @@ def test_item_still_too_large_stays_poison_with_the_reason_updated(table, queue,
 # -- failures, dry run, entry points -------------------------------------------------------------------------------
 
 
-def test_momento_fault_that_outlasts_retries_keeps_the_message(table, queue, redrive, momento_server):
-    table.put("Tokyo", MaxTemp=25)
-    queue.send(poison("r", modify("Tokyo", seq=100, MaxTemp=21)))
+def test_momento_fault_that_outlasts_retries_keeps_the_message(table, queue, redrive, momento_server, capsys):
+    logger.registered_handler.stream = CurrentStdout()
+    table.put("Tokyo-7f3a", MaxTemp=25)
+    queue.send(poison("r", modify("Tokyo-7f3a", seq=100, MaxTemp=21)))
     momento_server.add_fault(FaultRule(method="Set", code=grpc.StatusCode.UNAVAILABLE))
 
     summary = run(redrive, queue, retry_seconds=3.0)
 
     assert summary.messages_deleted == 0
     assert "SERVER_UNAVAILABLE" in summary.kept[0].reason
+    assert "SERVER_UNAVAILABLE" in summary.kept[0].failed_keys["Tokyo-7f3a"]
+    assert "Tokyo-7f3a" in summary.text()  # the operator's report names the key...
+    logged = capsys.readouterr().out
+    assert "message kept" in logged and "redrive finished" in logged
+    assert "Tokyo-7f3a" not in logged  # ...log lines never carry key (attribute) values
     assert cached(momento_server) == {}
     assert published(momento_server) == []
     assert len(queue.visible()) == 1

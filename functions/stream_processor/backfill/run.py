@@ -144,7 +144,9 @@ class Backfill:
         summary.retries = self.calls.retries - retries_before
         summary.stopped = summary.stopped or self._halted
         summary.duration_seconds = self.clock() - started
-        logger.info("backfill finished" if summary.complete else "backfill stopped", extra=summary.to_dict())
+        logger.info(
+            "backfill finished" if summary.complete else "backfill stopped", extra=summary.to_dict(with_keys=False)
+        )
         return summary
 
     async def _segment(self, position: SegmentPosition) -> None:
@@ -194,7 +196,8 @@ class Backfill:
         if failed is None:
             return True
         assert failed.failure is not None
-        summary.failures.append(f"segment {position.segment}: {failed.cache_key}: {failed.failure.cause}")
+        summary.failures.append(f"segment {position.segment}: {failed.failure.cause}")
+        summary.failed_keys[failed.cache_key] = failed.failure.cause
         if failed.failure.kind is FailureKind.SYSTEMIC:
             self._halted = f"Momento refuses every request: {failed.failure.cause}"
         return False
@@ -241,4 +244,4 @@ class Backfill:
         for cache_key, record in refused:
             dead_lettered = self.dead_letters is not None and id(record) not in unsent_ids
             self._summary.poison.append(PoisonItem(cache_key, record.reason, dead_lettered))
-            logger.warning("poison item", extra={"key": cache_key, "reason": record.reason})
+            logger.warning("poison item", extra={"reason": record.reason, "deadLettered": dead_lettered})

@@ -32,11 +32,15 @@ class BackfillSummary:
     rechecks: int = 0  # consistent re-reads of items after their cache write (the live-table check)
     rewrites: int = 0  # writes again because an item changed between the scan and the write
     poison: list[PoisonItem] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # why a segment stopped before a page (no cache keys)
+    failed_keys: dict[str, str] = field(default_factory=dict)  # cache key -> why its page must be redone
     stopped: str | None = None
     duration_seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_keys: bool = True) -> dict[str, Any]:
+        """The summary (the handler's response); ``with_keys=False`` (log lines) counts cache keys instead of naming
+        them: keys are made of item attribute values, which log lines never carry."""
+        poison: Any = [{"key": p.cache_key, "reason": p.reason, "deadLettered": p.dead_lettered} for p in self.poison]
         out: dict[str, Any] = {
             "table": self.table,
             "segments": self.segments,
@@ -48,8 +52,9 @@ class BackfillSummary:
             "retries": self.retries,
             "recheckReads": self.rechecks,
             "rewrites": self.rewrites,
-            "poison": [{"key": p.cache_key, "reason": p.reason, "deadLettered": p.dead_lettered} for p in self.poison],
+            "poison": poison if with_keys else len(self.poison),
             "failures": self.failures,
+            "failedKeys": self.failed_keys if with_keys else len(self.failed_keys),
             "durationSeconds": round(self.duration_seconds, 3),
         }
         if self.stopped:
@@ -74,6 +79,7 @@ class BackfillSummary:
             f"    - {p.cache_key}: {p.reason}{' (sent to the DLQ)' if p.dead_lettered else ''}" for p in self.poison
         ]
         lines += [f"  failure: {failure}" for failure in self.failures]
+        lines += [f"    - {key}: {cause}" for key, cause in self.failed_keys.items()]
         if self.stopped:
             lines.append(f"  stopped: {self.stopped}")
         return "\n".join(lines)

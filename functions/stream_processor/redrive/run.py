@@ -151,7 +151,7 @@ class Redrive:
             summary.stopped = stop
         finally:
             self._release(options.queue_url, to_release)
-        logger.info("redrive finished", extra=summary.to_dict())
+        logger.info("redrive finished", extra=summary.to_dict(with_keys=False))
         return summary
 
     def _stop_reason(self, summary: RedriveSummary, options: RedriveOptions, context: Any) -> str | None:
@@ -184,7 +184,7 @@ class Redrive:
         batch = read_batch(affected.records, self.rules)
         if batch.rejected:
             outcome.reason = f"configuration: {batch.rejected[0].cause}"
-            logger.error("message kept: configuration error", extra=outcome.to_dict())
+            logger.error("message kept: configuration error", extra=outcome.to_dict(with_keys=False))
             return outcome
         work = [KeyWork.of(cache_key, entries, self.table_name) for cache_key, entries in batch.by_key.items()]
         poison = list(batch.unkeyed_poison)
@@ -205,9 +205,10 @@ class Redrive:
             outcome.deleted = True  # would be
             return outcome
 
-        failures = self._resync(work, items, now, self._deadline(context, options), outcome, poison)
-        if failures:
-            outcome.reason = "not resynced yet: " + "; ".join(failures)
+        self._resync(work, items, now, self._deadline(context, options), outcome, poison)
+        if outcome.failed_keys:
+            causes = "; ".join(dict.fromkeys(outcome.failed_keys.values()))
+            outcome.reason = f"{len(outcome.failed_keys)} of {len(work)} keys not resynced yet: {causes}"
             return _kept(outcome)
         if poison:
             unsent = self._resend_poison(options.queue_url, poison, sent_ids)
@@ -232,14 +233,13 @@ class Redrive:
         deadline: Deadline,
         outcome: MessageOutcome,
         poison: list[PoisonRecord],
-    ) -> list[str]:
-        """Resync every key of a message; the failures that keep it in the queue ("key: cause")."""
+    ) -> None:
+        """Resync every key of a message; the keys that failed (which keep it in the queue) go to ``failed_keys``."""
         assert self.momento is not None
         calls = CacheCalls(self.momento, lambda: deadline, backoff=self.backoff, rng=self.rng, sleep=self.sleep)
         sync = KeySync(calls)
         live = [w.live_key(items.get(w.cache_key), self.rules, now, self.table_reader) for w in work]
         results = self.momento.run(for_each_key(live, sync.resync, concurrency=self.settings.max_in_flight))
-        failures = []
         for w, result in zip(work, results, strict=True):
             if result.written:
                 outcome.keys[w.cache_key] = result.action or ""
@@ -249,10 +249,9 @@ class Redrive:
             poison.extend(result.poison)
             poison.extend(w.unpublishable)
             if result.failure is not None:
-                failures.append(f"{w.cache_key}: {result.failure.cause}")
+                outcome.failed_keys[w.cache_key] = result.failure.cause
                 if result.failure.kind is FailureKind.SYSTEMIC:
                     self._systemic = result.failure.cause
-        return failures
 
     # -- SQS and time --------------------------------------------------------------------------------------------
 
@@ -292,5 +291,5 @@ class Redrive:
 
 
 def _kept(outcome: MessageOutcome, message: str = "message kept") -> MessageOutcome:
-    logger.warning(message, extra=outcome.to_dict())
+    logger.warning(message, extra=outcome.to_dict(with_keys=False))
     return outcome

@@ -27,12 +27,17 @@ class MessageOutcome:
     rechecks: int = 0  # consistent re-reads of items after their cache write (the live-table check)
     rewrites: int = 0  # writes again because an item changed between the redrive's read and its write
     backfill_needed: bool = False
+    failed_keys: dict[str, str] = field(default_factory=dict)  # cache key -> why it is not resynced yet
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_keys: bool = True) -> dict[str, Any]:
+        """The outcome; ``with_keys=False`` (log lines) counts the cache keys instead of naming them: keys are made
+        of item attribute values, which log lines never carry."""
         out: dict[str, Any] = {"messageId": self.message_id, "kind": self.kind, "deleted": self.deleted}
         if self.reason:
             out["reason"] = self.reason
-        out["keys"] = self.keys
+        out["keys"] = self.keys if with_keys else len(self.keys)
+        if self.failed_keys:
+            out["failedKeys"] = self.failed_keys if with_keys else len(self.failed_keys)
         out["published"] = self.published
         out["rechecks"] = self.rechecks
         if self.rewrites:
@@ -76,7 +81,8 @@ class RedriveSummary:
     def backfill_needed(self) -> bool:
         return any(outcome.backfill_needed for outcome in self.messages)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_keys: bool = True) -> dict[str, Any]:
+        """The summary (the handler's response); ``with_keys=False`` for the log line (see ``MessageOutcome``)."""
         out: dict[str, Any] = {
             "queueUrl": self.queue_url,
             "dryRun": self.dry_run,
@@ -88,7 +94,7 @@ class RedriveSummary:
             "messagesDeleted": self.messages_deleted,
             "poisonResent": self.poison_resent,
             "kept": [{"messageId": o.message_id, "kind": o.kind, "reason": o.reason} for o in self.kept],
-            "messages": [outcome.to_dict() for outcome in self.messages],
+            "messages": [outcome.to_dict(with_keys=with_keys) for outcome in self.messages],
         }
         if self.stopped:
             out["stopped"] = self.stopped
@@ -112,7 +118,9 @@ class RedriveSummary:
         width = max(len(label) for label, _ in rows) + 2
         lines = [f"Redrive of {self.queue_url}{' (dry run: nothing changed)' if self.dry_run else ''}"]
         lines += [f"  {label:<{width}}{value:>6}" for label, value in rows]
-        lines += [f"    - {o.message_id} ({o.kind}): {o.reason}" for o in self.kept]
+        for kept in self.kept:
+            lines.append(f"    - {kept.message_id} ({kept.kind}): {kept.reason}")
+            lines += [f"        {key}: {cause}" for key, cause in kept.failed_keys.items()]
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}")
         if self.backfill_needed:
