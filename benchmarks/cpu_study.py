@@ -1,8 +1,9 @@
 """CPU per change, side by side: the handler, the raw SDK, their parts, the SDK's options and the packed mode.
 
 Every variant processes the same batch (distinct keys, ~300-byte change messages, the handler's calls) once per
-round, in an order that rotates and reverses from round to round; figures are medians and ranges over rounds of the
-CPU time of this process, every thread (what Lambda bills), per change. Variants:
+round, in an order that reverses from round to round and keeps compared variants next to each other; figures are
+medians and ranges over rounds of the CPU time of this process, every thread (what Lambda bills), per change.
+Variants:
 
 - the handler as shipped, and with each data channel building a gRPC stub per call again (the SDK's own behaviour,
   i.e. without ``momento_clients._reuse_cache_stubs``), and in packed mode when the handler packs;
@@ -145,84 +146,85 @@ class CpuStudy:
     # --- the variants ---------------------------------------------------------------------------------------
 
     def variants(self) -> list[Variant]:
-        bench, raw = self.bench, self.bench.raw
-        variants = [
-            Variant("handler", "handler, default mode (as shipped)", "main", lambda: bench.run_handler(self.event)[0]),
-            Variant("raw", "raw SDK: a set and a publish per change", "main", lambda: self._raw(set_and_publish, raw)),
-            Variant(
-                "raw packed",
-                f"raw SDK: a set per change, packed topic messages of ≤ {self.topic_max_bytes:,} B (emulated)",
-                "main",
-                lambda: self._raw(self._packed, raw),
-            ),
-            Variant("raw sets", "raw SDK: sets only", "split", lambda: self._raw(sets_only, raw)),
-            Variant("raw publishes", "raw SDK: publishes only", "split", lambda: self._raw(publishes_only, raw)),
-        ]
-        if self.packed_handler is not None:
-            variants.insert(1, Variant("handler packed", "handler, TOPIC_PACKING=on", "main", self._run_packed_handler))
-        if bench.processor.momento.reuses_stubs:
-            variants.append(
-                Variant(
+        """The variants in the order they run, forwards and backwards in turn, so that each variant runs next to
+        (or within two of) the one it is compared with, under the same machine conditions."""
+        bench, raw, clients = self.bench, self.bench.raw, self.clients
+        handler = lambda: bench.run_handler(self.event)[0]  # noqa: E731 - named for the table below
+        table: list[tuple[str, str, str, Callable[[], Run]] | None] = [
+            ("handler", "handler, default mode (as shipped)", "main", handler),
+            (
+                (
                     "handler no stub reuse",
                     "handler without the stub-reuse patch (a stub per call, as the SDK does)",
                     "stub reuse",
                     self._run_handler_building_stubs,
                 )
-            )
-        if self.raw_reuses_stubs:
-            variants.append(
-                Variant(
-                    "raw sets stub reuse",
-                    "raw SDK sets only, with the stub-reuse patch applied",
-                    "stub reuse",
-                    lambda: self._raw(sets_only, self.clients["stub reuse"]),
-                )
-            )
-        variants += [
-            Variant(
+                if bench.processor.momento.reuses_stubs
+                else None
+            ),
+            (
+                ("handler packed", "handler, TOPIC_PACKING=on", "main", self._run_packed_handler)
+                if self.packed_handler is not None
+                else None
+            ),
+            ("raw", "raw SDK: a set and a publish per change", "main", lambda: self._raw(set_and_publish, raw)),
+            (
+                "raw packed",
+                f"raw SDK: a set per change, packed topic messages of ≤ {self.topic_max_bytes:,} B (emulated)",
+                "main",
+                lambda: self._raw(self._packed, raw),
+            ),
+            (
                 "raw sets never retry",
                 "raw SDK sets only, a retry strategy that never retries (a public RetryStrategy)",
                 "SDK configuration",
-                lambda: self._raw(sets_only, self.clients["never retry"]),
+                lambda: self._raw(sets_only, clients["never retry"]),
             ),
-            Variant(
+            (
                 "raw sets no retry",
                 "raw SDK sets only, no retry strategy (with_retry_strategy(None): no retry interceptor)",
                 "SDK configuration",
-                lambda: self._raw(sets_only, self.clients["no retry"]),
+                lambda: self._raw(sets_only, clients["no retry"]),
             ),
-            Variant(
+            ("raw sets", "raw SDK: sets only", "split", lambda: self._raw(sets_only, raw)),
+            (
+                (
+                    "raw sets stub reuse",
+                    "raw SDK sets only, with the stub-reuse patch applied",
+                    "stub reuse",
+                    lambda: self._raw(sets_only, clients["stub reuse"]),
+                )
+                if self.raw_reuses_stubs
+                else None
+            ),
+            (
                 "raw sets keepalive",
                 "raw SDK sets only, keepalive pings on (Configurations.InRegion.Default)",
                 "SDK configuration",
-                lambda: self._raw(sets_only, self.clients["keepalive"]),
+                lambda: self._raw(sets_only, clients["keepalive"]),
             ),
-            Variant(
+            ("raw publishes", "raw SDK: publishes only", "split", lambda: self._raw(publishes_only, raw)),
+            (
                 "raw publishes no keepalive",
                 "raw SDK publishes only, topic keepalive pings off",
                 "SDK configuration",
-                lambda: self._raw(publishes_only, self.clients["no topic keepalive"]),
+                lambda: self._raw(publishes_only, clients["no topic keepalive"]),
             ),
-            Variant(
-                "handler 1 in flight",
-                "handler with MAX_IN_FLIGHT=1",
-                "method",
-                lambda: self._with_in_flight(1, lambda: bench.run_handler(self.event)[0]),
-            ),
-            Variant(
+            ("handler 1 in flight", "handler with MAX_IN_FLIGHT=1", "method", lambda: self._with_in_flight(1, handler)),
+            (
                 "raw 1 in flight",
                 "raw SDK, one request in flight",
                 "method",
                 lambda: self._raw(set_and_publish, raw, workers=1),
             ),
-            Variant(
+            (
                 "raw fresh clients",
                 "raw SDK, new clients built (and closed) for each batch",
                 "method",
                 self._run_with_fresh_clients,
             ),
         ]
-        return variants
+        return [Variant(*row) for row in table if row is not None]
 
     def _raw(self, issue: Callable[..., Any], clients: RawClients, *, workers: int = 0) -> Run:
         run = self.bench.processor.momento.run
@@ -272,7 +274,7 @@ class CpuStudy:
     # --- rounds ---------------------------------------------------------------------------------------------
 
     def measure(self, rounds: int, progress: Callable[[str], None] = lambda _: None) -> CpuFigures:
-        """One warm-up pass (not recorded), then ``rounds`` rounds, each variant once, the order varied."""
+        """One warm-up pass (not recorded), then ``rounds`` rounds, each variant once, forwards and backwards."""
         messages = [len(message) for call in self.calls for message in call.messages]
         figures = CpuFigures(
             self.changes,
@@ -287,9 +289,7 @@ class CpuStudy:
             variant.run()
         for number in range(rounds):
             progress(f"CPU per change: round {number + 1}/{rounds} ({len(variants)} variants)")
-            shift = number % len(variants)
-            order = variants[shift:] + variants[:shift]
-            for variant in reversed(order) if number % 2 else order:
+            for variant in reversed(variants) if number % 2 else variants:
                 figures.variants[variant.name].runs.append(variant.run())
         if not self.bench.processor.momento.reuses_stubs:
             figures.notes.append("The handler's stub-reuse patch is not active (another SDK version): not compared.")

@@ -276,6 +276,7 @@ def _cpu_report(results: BenchmarkResults) -> CpuReport | None:
         memory_sizes=options.memory_sizes,
         default_memory_mb=options.memory_mb,
         batch_size=options.batch_size,
+        stub_build_us=results.stub_build_us,
     )
 
 

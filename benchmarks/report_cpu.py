@@ -88,6 +88,8 @@ class CpuReport(CpuComparisons):
         lines += [f"- {label}: {spread.ratio()}" for label, spread in ratios if spread]
         lines += [f"- CPU per call of {label} (raw SDK): {spread.ms()}" for label, spread in calls if spread]
         lines += [f"- CPU saved by {label}: {spread.percent()}" for label, spread in savings if spread]
+        if self.stub_evidence():
+            lines.append(f"- The stub-reuse patch, {self.stub_evidence()[0].lower()}{self.stub_evidence()[1:]}")
         return [*lines, "", "A negative saving is more CPU. Ranges that span zero are within the noise."]
 
     def _method_section(self) -> list[str]:
