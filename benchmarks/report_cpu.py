@@ -139,9 +139,9 @@ class CpuReport(CpuComparisons):
             "- Adding the local server's CPU (third line) counts work that Momento's machines do in production: the "
             "server spends about as much per call as the client, so the figure roughly doubles.",
             "- With one request in flight (fourth line) every call wakes the event loop and gRPC's poller on its own; "
-            f"at {cpu.max_in_flight} in flight one wake-up serves many completions. CPU per change roughly doubles, "
-            "and the handler's own work becomes small next to the SDK's, so handler and raw SDK come out alike: the "
-            "only way of measuring here that reproduces both the independent figure and its handler/raw parity.",
+            f"at {cpu.max_in_flight} in flight one wake-up serves many completions. CPU per change roughly doubles and "
+            "the SDK's per-call cost swamps the handler's own work, so handler and raw SDK come out close: the "
+            "shape of the independent figure.",
             "- Building clients per batch and warming up change little (fifth line); wall time is not CPU time.",
             "- The previous figures were the first line with larger change messages (items of 200 B to 1 KB, about "
             "800-byte messages) on a heavily loaded machine; the figures here use ~300-byte messages, as the "
