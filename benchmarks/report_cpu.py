@@ -34,8 +34,9 @@ class CpuReport(CpuComparisons):
             "## CPU per change",
             "",
             f"One batch of {cpu.changes:,} INSERTs on distinct keys (change messages of {cpu.message_bytes:.0f} B on "
-            f"average), processed once per round by every variant below, {cpu.rounds} rounds, the order rotated and "
-            f"reversed from round to round, {cpu.max_in_flight} requests in flight unless stated. CPU: this process, "
+            f"average), processed once per round by every variant below, {cpu.rounds} rounds, in the order listed and "
+            "backwards in turn (compared variants run next to each other), "
+            f"{cpu.max_in_flight} requests in flight unless stated. CPU: this process, "
             "every thread (the event loop's and gRPC's own), per change; median and range over rounds. Main thread: "
             "the event loop's thread alone. Server: the local server process, for the same batch (its work is "
             "Momento's in production).",
