@@ -10,6 +10,7 @@ are medians over rounds. CPU time is the process's, every thread (``benchmarks.c
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import statistics
 import time
@@ -190,7 +191,11 @@ class ThroughputBench:
         return clients
 
     def timed(self, work: Callable[[], T]) -> tuple[T, Usage]:
-        """Run ``work`` and read every clock around it (this process, its main thread, the server process)."""
+        """Run ``work`` and read every clock around it (this process, its main thread, the server process).
+
+        Garbage from earlier runs is collected first, so that no run pays for another's collection.
+        """
+        gc.collect()
         started = read_clocks(self.server_pid)
         result = work()
         return result, started.until(read_clocks(self.server_pid))

@@ -321,14 +321,16 @@ def test_a_handler_that_packs_is_measured_instead():
 
 
 def test_the_stub_reuse_patch_is_kept_only_when_it_saves_5_percent():
+    # On the sets it changes: (0.19 - 0.155) ms per set over the handler's 0.34 ms per change without it.
     kept = _cpu_row(_cpu_report(), "Stub-reuse patch")
-    assert kept.measured == "11.8%"
+    assert kept.measured == "10.3%"
     assert kept.result == "PASS"
 
-    removed = _cpu_row(_cpu_report(_cpu_figures({**CPU_MS, "handler no stub reuse": 0.31})), "Stub-reuse patch")
-    assert removed.measured == "3.2%"
+    removed = _cpu_row(_cpu_report(_cpu_figures({**CPU_MS, "raw sets stub reuse": 0.18})), "Stub-reuse patch")
+    assert removed.measured == "2.9%"
     assert removed.result == "MISS"
     assert "remove momento_clients._reuse_cache_stubs" in removed.why
+    assert "whole handler runs with and without it differ by 12% (12% to 12%)" in removed.why
 
 
 def test_topic_operations_count_publishes_and_deliveries_per_change():
