@@ -1,4 +1,4 @@
-"""The subscriber helper: either publish mode decoded to change messages in order; anything else refused clearly.
+"""Decoding received topic messages: either publish mode gives change messages in order; anything else is refused.
 
 The integration tests publish through the real SDK to the local Momento server and read through a real
 subscription, both with the project's own subscriber and with the README's example loop.
