@@ -72,6 +72,12 @@ VARIABLES: tuple[Variable, ...] = (
         "4096",
         'Largest change message; larger ones are sent without images and with "truncated": true.',
     ),
+    Variable(
+        "TOPIC_PACKING",
+        "off",
+        "'on': consecutive change messages are packed into one topic message (a JSON array) of at most "
+        "TOPIC_MAX_BYTES; 'off': one topic message per change.",
+    ),
     Variable("MAX_IN_FLIGHT", "64", "Most Momento requests in flight at once."),
     Variable(
         "DLQ_URL",
@@ -148,6 +154,7 @@ class Settings:
     include_attributes: frozenset[str] | None
     exclude_attributes: frozenset[str]
     topic_max_bytes: int
+    topic_packing: bool
     max_in_flight: int
     dlq_url: str | None
     table_name: str | None
@@ -216,11 +223,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         include_attributes=include,
         exclude_attributes=exclude,
         topic_max_bytes=topic_max_bytes,
+        topic_packing=_switch(text, "TOPIC_PACKING"),
         max_in_flight=positive_int("MAX_IN_FLIGHT"),
         dlq_url=text("DLQ_URL"),
         table_name=text("TABLE_NAME"),
         momento=_momento_connection(text),
     )
+
+
+def _switch(text, name: str) -> bool:
+    raw = text(name) or _DEFAULTS[name]
+    if raw.lower() not in ("on", "off"):
+        raise ConfigurationError(f"{name} must be 'on' or 'off', got {raw!r}")
+    return raw.lower() == "on"
 
 
 def _meaning(name: str) -> str:
