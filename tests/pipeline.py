@@ -33,6 +33,7 @@ from local_pipeline.event_source_mapping import (
 from local_pipeline.lambda_context import LambdaContext
 from local_pipeline.momento_server import LocalMomentoServer
 from stream_processor import app, executor
+from stream_processor.change_feed import decode_topic_message
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
 from tests.fakes import FakeClock
 from tests.histories import KEY_ATTRIBUTE, TTL_ATTRIBUTE
@@ -50,6 +51,7 @@ __all__ = [
     "mapping_choices",
     "peek_queue",
     "pipeline",
+    "published_changes",
     "read_stream",
     "sequence_number",
     "unpublished",
@@ -73,6 +75,7 @@ class Run:
 
     clock: FakeClock = field(default_factory=lambda: FakeClock(time.time()))
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    packed: bool = False  # TOPIC_PACKING for this run (the container is configured with it on)
 
 
 @dataclass
@@ -98,14 +101,15 @@ class Pipeline:
     def table_name(self) -> str:
         return f"weather-{next(self.tables)}"
 
-    def reset(self, seed: int) -> None:
-        """A clean server (no data, messages, faults), a clean queue, and a new Lambda clock and jitter."""
+    def reset(self, seed: int, *, packed: bool = False) -> None:
+        """A clean server (no data, messages, faults), a clean queue, a new Lambda clock and jitter, the topic mode."""
         self.server.reset()
         self.server.create_cache(TEST_CACHE_NAME)
         drain_queue(self.sqs, self.queue_url)
         self.handler_errors.clear()
         self.run.clock = FakeClock(time.time())
         self.run.rng = random.Random(seed)
+        self.run.packed = packed
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +117,11 @@ def pipeline(momento_server_session: LocalMomentoServer) -> Iterator[Pipeline]:
     run = Run()
     execute_plan = executor.execute_plan
 
-    def execute_on_virtual_time(plan, gateway, deadline, *, max_in_flight):
-        # Seeded jitter, and backoff sleeps that move the Lambda clock on instead of waiting.
-        return execute_plan(
-            plan, gateway, deadline, max_in_flight=max_in_flight, rng=run.rng, sleep=lambda s: run.clock.sleep(s)
-        )
+    def execute_on_virtual_time(plan, gateway, deadline, **options):
+        # Seeded jitter, backoff sleeps that move the Lambda clock on instead of waiting, and the run's topic mode.
+        if not run.packed:
+            options["packed_topic_bytes"] = None
+        return execute_plan(plan, gateway, deadline, **options, rng=run.rng, sleep=lambda s: run.clock.sleep(s))
 
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name, value in {
@@ -137,6 +141,7 @@ def pipeline(momento_server_session: LocalMomentoServer) -> Iterator[Pipeline]:
             "DLQ_URL": queue_url,
             "TTL_ATTRIBUTE": TTL_ATTRIBUTE,
             "MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+            "TOPIC_PACKING": "on",  # each run decides (Run.packed): change messages are built to fit a pack
         }.items():
             patch.setenv(name, value)
         patch.setattr(app, "execute_plan", execute_on_virtual_time)
@@ -162,6 +167,15 @@ def cache_contents(server: LocalMomentoServer) -> dict[str, Any]:
     """The cache's live entries, values decoded with exact numbers."""
     decimal_json = partial(json.loads, parse_float=Decimal, parse_int=Decimal)
     return {key: decimal_json(value) for key, value in server.cache_items(TEST_CACHE_NAME).items()}
+
+
+def published_changes(server: LocalMomentoServer) -> list[dict[str, Any]]:
+    """Every change message the topic accepted, in order, packed or not (as a subscriber reads them)."""
+    return [
+        change
+        for message in server.published(TEST_CACHE_NAME, TEST_TOPIC_NAME)
+        for change in decode_topic_message(message, parse_float=float)
+    ]
 
 
 def read_stream(streams: Any, stream_arn: str) -> list[dict[str, Any]]:
@@ -256,6 +270,7 @@ class MappingChoice:
     settings: MappingSettings
     seed: int
     mirrored: frozenset[str] | None = None
+    packed: bool = False  # the stream processor packs its change messages (TOPIC_PACKING=on)
 
     def mirrors(self, key: str) -> bool:
         return self.mirrored is None or key in self.mirrored
@@ -288,4 +303,4 @@ def mapping_choices(
         filter_patterns=patterns,
         starting_position=draw(st.sampled_from(starting_positions)),
     )
-    return MappingChoice(settings, draw(st.integers(0, 2**32 - 1)), mirrored)
+    return MappingChoice(settings, draw(st.integers(0, 2**32 - 1)), mirrored, packed=draw(st.booleans()))

@@ -33,7 +33,6 @@ the main property (the fault-free one runs a quarter as many) and, to explore ot
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import defaultdict
@@ -48,7 +47,7 @@ from local_pipeline.event_source_mapping import MappingReport, lambda_record, la
 from local_pipeline.momento_server import ERR_ITEM_SIZE
 from stream_processor import app
 from stream_processor.redrive import Redrive, RedriveOptions, RedriveSummary
-from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
+from tests.conftest import TEST_CACHE_NAME
 from tests.histories import (
     TTL_ATTRIBUTE,
     FaultSchedule,
@@ -70,6 +69,7 @@ from tests.pipeline import (
     mapping_choices,
     peek_queue,
     pipeline,
+    published_changes,
     read_stream,
     sequence_number,
     unpublished,
@@ -129,7 +129,7 @@ def run_pipeline(
     part, as when an item grows too large for the cache after it was cached.
     """
     server = pipeline.server
-    pipeline.reset(seed=len(writes))
+    pipeline.reset(seed=len(writes), packed=choice.packed)
     table = pipeline.table_name()
     stream_arn = create_table(pipeline.dynamodb, table)
     try:
@@ -171,7 +171,7 @@ def run_pipeline(
             cache=cache,
             cache_ttls={key: server.ttl_remaining_seconds(TEST_CACHE_NAME, key) for key in cache},
             table=table_state(pipeline.dynamodb, table, observed_at),
-            messages=[json.loads(message) for message in server.published(TEST_CACHE_NAME, TEST_TOPIC_NAME)],
+            messages=published_changes(server),
             observed_at=observed_at,
         )
     finally:
@@ -293,6 +293,7 @@ def describe(outcome: Outcome) -> None:
     event(f"redriven messages: {'some' if redriven else 'none'}")
     event(f"ParallelizationFactor {'1' if outcome.mapping.settings.parallelization_factor == 1 else '2-10'}")
     event(f"filter: {'on the key' if outcome.mapping.mirrored is not None else 'none'}")
+    event(f"topic messages: {'packed' if outcome.mapping.packed else 'one per change'}")
 
 
 # -- the properties ----------------------------------------------------------------------------------------------

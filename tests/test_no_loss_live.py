@@ -24,7 +24,6 @@ Runs: a fixed seed and ``NO_LOSS_LIVE_EXAMPLES`` (default 100) examples; ``NO_LO
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -69,6 +68,7 @@ from tests.pipeline import (
     mapping_choices,
     peek_queue,
     pipeline,
+    published_changes,
     read_stream,
     unpublished,
 )
@@ -324,7 +324,7 @@ class LiveRun:
 
 def run_live(pipeline: Pipeline, out_of_band: OutOfBand, scenario: Scenario) -> dict[str, Any]:
     """Run a scenario and observe; returns what the assertions need."""
-    pipeline.reset(seed=len(scenario.writes))
+    pipeline.reset(seed=len(scenario.writes), packed=scenario.mapping.packed)
     table = pipeline.table_name()
     stream_arn = create_table(pipeline.dynamodb, table)
     run = LiveRun(pipeline, out_of_band, scenario, table, stream_arn, time.time())
@@ -349,7 +349,7 @@ def run_live(pipeline: Pipeline, out_of_band: OutOfBand, scenario: Scenario) -> 
             "cache": cache,
             "ttls": {key: pipeline.server.ttl_remaining_seconds(TEST_CACHE_NAME, key) for key in cache},
             "table": table_state(pipeline.dynamodb, table, observed_at),
-            "messages": [json.loads(m) for m in pipeline.server.published(TEST_CACHE_NAME, TEST_TOPIC_NAME)],
+            "messages": published_changes(pipeline.server),
             "observed_at": observed_at,
         }
     finally:

@@ -77,7 +77,13 @@ class StreamProcessor:
         current_items = self._read_table(batch, failed)
         plan = plan_batch(batch, self.rules, time.time(), current_items)
         report = self.momento.run(
-            execute_plan(plan, self.momento, Deadline.from_context(context), max_in_flight=self.settings.max_in_flight)
+            execute_plan(
+                plan,
+                self.momento,
+                Deadline.from_context(context),
+                max_in_flight=self.settings.max_in_flight,
+                packed_topic_bytes=self.settings.topic_max_bytes if self.settings.topic_packing else None,
+            )
         )
         failed.extend(report.failed_sequence_numbers)
         log_causes(
@@ -94,6 +100,7 @@ class StreamProcessor:
                 sets=report.sets,
                 deletes=report.deletes,
                 publishes=report.publishes,
+                topic_messages=report.topic_messages,
                 superseded_writes=plan.superseded_writes,
                 retries=report.retries,
                 failures=len(identifiers),

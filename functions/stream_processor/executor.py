@@ -2,7 +2,9 @@
 
 Per key (``KeySync.apply``): one cache write, retried while the invocation has time, then the key's change messages
 one after another, each only after the cache holds that change or a later one. Keys run concurrently on one event
-loop, with at most ``max_in_flight`` Momento requests outstanding. Outcomes per the failure rules:
+loop, with at most ``max_in_flight`` Momento requests outstanding. With ``packed_topic_bytes`` the change messages
+of keys whose writes landed are packed into topic messages of at most that size and published once the batch's
+writes are done (``publishers.PackedChanges``). Outcomes per the failure rules:
 
 - a key's write fails: none of its changes are published; its earliest record is reported;
 - a publish fails: that change and the key's later ones are not published; the failed record is reported;
@@ -18,9 +20,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from stream_processor.key_sync import CacheCalls, KeyOutcome, KeySync, MomentoGateway, for_each_key
+from stream_processor.key_sync import KeyOutcome, KeySync, for_each_key
+from stream_processor.momento_calls import CacheCalls, MomentoGateway
 from stream_processor.momento_errors import FailureKind
 from stream_processor.planner import KeyPlan, Plan, PoisonRecord
+from stream_processor.publishers import OneMessagePerChange, PackedChanges
 from stream_processor.retries import Backoff, Deadline
 
 __all__ = ["ExecutionReport", "MomentoGateway", "execute_plan"]
@@ -34,7 +38,8 @@ class ExecutionReport:
     poison: list[PoisonRecord] = field(default_factory=list)
     sets: int = 0
     deletes: int = 0
-    publishes: int = 0
+    publishes: int = 0  # changes published
+    topic_messages: int = 0  # topic messages published (as many as changes, unless packed)
     retries: int = 0
     failed_keys: int = 0
     systemic_causes: Counter[str] = field(default_factory=Counter)
@@ -61,30 +66,39 @@ async def execute_plan(
     deadline: Deadline,
     *,
     max_in_flight: int,
+    packed_topic_bytes: int | None = None,
     backoff: Backoff | None = None,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> ExecutionReport:
     """Run every key plan; never raises for a Momento failure (it is classified and reported instead)."""
     calls = CacheCalls(gateway, lambda: deadline, backoff=backoff, rng=rng, sleep=sleep)
-    sync = KeySync(calls)
+    packed = None if packed_topic_bytes is None else PackedChanges(calls, packed_topic_bytes, concurrency=max_in_flight)
+    sync = KeySync(calls, packed or OneMessagePerChange(calls))
     report = ExecutionReport()
+    systemic: list[str] = []
 
     async def apply(key_plan: KeyPlan) -> KeyOutcome:
         outcome = await sync.apply(key_plan)
-        report.add(outcome)
+        if outcome.failure is not None and outcome.failure.kind is FailureKind.SYSTEMIC:
+            systemic.append(outcome.failure.cause)
         return outcome
 
     def skip(key_plan: KeyPlan) -> None:  # Momento refuses every request: report the key without trying it
         report.failed_keys += 1
         report.failed_sequence_numbers.append(key_plan.earliest_sequence_number)
 
-    await for_each_key(
+    outcomes = await for_each_key(
         plan.key_plans,
         apply,
         concurrency=min(max_in_flight, len(plan.key_plans)),
-        halted=lambda: bool(report.systemic_causes),
+        halted=lambda: bool(systemic),
         skipped=skip,
     )
+    if packed is not None:
+        await packed.flush()  # the packs' results land in the keys' outcomes
+    for outcome in outcomes:
+        report.add(outcome)
     report.retries = calls.retries
+    report.topic_messages = report.publishes if packed is None else packed.topic_messages
     return report

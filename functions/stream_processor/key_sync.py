@@ -21,100 +21,20 @@ The stream processor, the redrive and the backfill all go through ``KeySync``, s
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stream_processor.momento_calls import CacheCalls
 from stream_processor.momento_errors import CallFailure, FailureKind
 from stream_processor.planner import KeyChange, KeyPlan, PoisonRecord, SetItem
-from stream_processor.retries import Backoff, Deadline, call_with_retries
 
-__all__ = [
-    "MAX_RECHECKS",
-    "CacheCalls",
-    "KeyOutcome",
-    "KeySync",
-    "LiveKey",
-    "MomentoGateway",
-    "Publisher",
-    "for_each_key",
-]
+__all__ = ["MAX_RECHECKS", "KeyOutcome", "KeySync", "LiveKey", "Publisher", "for_each_key"]
 
 #: Re-checks of an out-of-band write before the key is reported as unsettled (it keeps changing under the writer).
 MAX_RECHECKS = 5
 
 Item = Mapping[str, Any]
-
-
-class MomentoGateway(Protocol):
-    """The three Momento calls; each returns None on success or the classified failure."""
-
-    cache_call_seconds: float
-    publish_call_seconds: float
-
-    async def set(self, key: str, value: bytes, ttl_ms: int) -> CallFailure | None: ...
-
-    async def delete(self, key: str) -> CallFailure | None: ...
-
-    async def publish(self, message: bytes) -> CallFailure | None: ...
-
-
-class CacheCalls:
-    """The Momento calls of one run, each retried with backoff while its deadline can afford another attempt.
-
-    ``pace`` is awaited before every attempt (the backfill's rate limit: retries count against Momento's limits too).
-    """
-
-    def __init__(
-        self,
-        gateway: MomentoGateway,
-        deadline: Callable[[], Deadline],
-        *,
-        backoff: Backoff | None = None,
-        rng: random.Random | None = None,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self.gateway = gateway
-        self.deadline = deadline
-        self.backoff = backoff or Backoff()
-        self.rng = rng or random.Random()
-        self.sleep = sleep
-        self.pace = pace
-        self.retries = 0
-
-    async def write(self, key: str, write: SetItem | None) -> CallFailure | None:
-        """Set the key (``write``) or delete it (None)."""
-        gateway = self.gateway
-        if write is None:
-            return await self._call(lambda: gateway.delete(key), gateway.cache_call_seconds)
-        return await self._call(lambda: gateway.set(key, write.value, write.ttl_ms), gateway.cache_call_seconds)
-
-    async def publish(self, message: bytes) -> CallFailure | None:
-        return await self._call(lambda: self.gateway.publish(message), self.gateway.publish_call_seconds)
-
-    async def _call(self, operation: Callable[[], Awaitable[CallFailure | None]], worst_call: float):
-        pace = self.pace
-        if pace is not None:
-            unpaced = operation
-
-            async def operation() -> CallFailure | None:
-                await pace()
-                return await unpaced()
-
-        return await call_with_retries(
-            operation,
-            self.deadline(),
-            worst_call,
-            backoff=self.backoff,
-            rng=self.rng,
-            on_retry=self._count,
-            sleep=self.sleep,
-        )
-
-    def _count(self, _failure: CallFailure) -> None:
-        self.retries += 1
 
 
 @dataclass
@@ -141,28 +61,13 @@ class KeyOutcome:
 
 
 class Publisher(Protocol):
-    """Publishes one key's change messages in stream order, stopping at the first failure."""
+    """Publishes one key's change messages in stream order, stopping at the first failure (``publishers.py``).
+
+    It may publish at once or later (packed with other keys' messages): it records in ``outcome`` what was published,
+    the poison found, and the failure and the change to report.
+    """
 
     async def publish_in_order(self, changes: Sequence[KeyChange], outcome: KeyOutcome) -> None: ...
-
-
-class OneMessagePerChange:
-    """The default publisher: one topic message per change, one after another."""
-
-    def __init__(self, calls: CacheCalls) -> None:
-        self.calls = calls
-
-    async def publish_in_order(self, changes: Sequence[KeyChange], outcome: KeyOutcome) -> None:
-        for change in changes:
-            assert change.message is not None
-            failure = await self.calls.publish(change.message)
-            if failure is None:
-                outcome.published += 1
-            elif failure.kind is FailureKind.POISON:
-                outcome.poison.append(PoisonRecord(change.sequence_number or None, failure.cause, change.record))
-            else:
-                outcome.failure, outcome.failed_change = failure, change
-                return  # the later changes of the key wait for Lambda's retry (or the next redrive), in order
 
 
 @dataclass(frozen=True)
@@ -185,9 +90,9 @@ class LiveKey:
 class KeySync:
     """Brings keys in line: ``apply`` for the stream's plans, ``resync`` for out-of-band writers (with the re-check)."""
 
-    def __init__(self, calls: CacheCalls, publisher: Publisher | None = None, *, max_rechecks: int = MAX_RECHECKS):
+    def __init__(self, calls: CacheCalls, publisher: Publisher, *, max_rechecks: int = MAX_RECHECKS) -> None:
         self.calls = calls
-        self.publisher = publisher or OneMessagePerChange(calls)
+        self.publisher = publisher
         self.max_rechecks = max_rechecks
 
     async def apply(self, plan: KeyPlan) -> KeyOutcome:

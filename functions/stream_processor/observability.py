@@ -42,7 +42,8 @@ class BatchSummary:
     records: int = 0
     sets: int = 0
     deletes: int = 0
-    publishes: int = 0
+    publishes: int = 0  # changes published
+    topic_messages: int = 0  # topic messages published: as many as the changes, or fewer when packed
     superseded_writes: int = 0
     retries: int = 0
     failures: int = 0
@@ -55,6 +56,7 @@ _METRIC_NAMES = {
     "sets": "CacheSets",
     "deletes": "CacheDeletes",
     "publishes": "Publishes",
+    "topic_messages": "TopicMessages",
     "superseded_writes": "SupersededWrites",
     "retries": "Retries",
     "failures": "BatchItemFailures",

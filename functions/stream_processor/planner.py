@@ -28,6 +28,7 @@ from stream_processor.changes import (
 from stream_processor.config import Settings
 from stream_processor.dynamodb_json import InvalidAttributeValue, attribute_map_json, project
 from stream_processor.messages import MessageFormat
+from stream_processor.topic_packing import change_message_limit
 from stream_processor.ttl import TtlPolicy
 
 __all__ = [
@@ -65,7 +66,8 @@ class ChangeRules:
             keys=CacheKeyBuilder(settings.key_template),
             ttl=TtlPolicy(settings.default_ttl_seconds, settings.max_ttl_seconds, settings.ttl_attribute),
             messages=MessageFormat(
-                max_bytes=settings.topic_max_bytes,
+                # Packed, a lone change message must still fit a topic message with the array's brackets.
+                max_bytes=change_message_limit(settings.topic_max_bytes, settings.topic_packing),
                 include=settings.include_attributes,
                 exclude=settings.exclude_attributes,
             ),

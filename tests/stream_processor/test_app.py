@@ -10,6 +10,7 @@ import pytest
 
 from local_pipeline.momento_server import ERR_ITEM_SIZE, ERR_OPERATIONS_RATE, FaultRule
 from stream_processor import app
+from stream_processor.change_feed import decode_topic_message
 from stream_processor.config import ConfigurationError
 from tests.stream_processor.records import WEATHER_STREAM_ARN, batch, insert, modify, remove, ttl_remove
 
@@ -398,3 +399,32 @@ def test_a_closed_local_endpoint_is_named_refused_and_not_retried(handler_env, l
     [error] = [line for line in lines if line.get("level") == "ERROR"]
     assert f"connection refused by 127.0.0.1:{port}" in error["cause"]
     assert "MOMENTO_LOCAL_ENDPOINT" in error["cause"]
+
+
+def test_packed_topic_messages_carry_every_change_in_order_and_a_subscriber_reads_them_back(
+    handler_env, momento_server, lambda_context, capsys
+):
+    handler = handler_env(TOPIC_PACKING="on")
+    cities = [f"city-{index:02d}" for index in range(40)]
+    event = batch(
+        *(insert(city, MaxTemp=str(index), seq=1000 + index) for index, city in enumerate(cities)),
+        *(modify(city, MaxTemp=str(index + 1), seq=2000 + index) for index, city in enumerate(cities[:10])),
+        remove(cities[39], seq=3000),
+    )
+
+    assert handler(event, lambda_context()) == {"batchItemFailures": []}
+
+    topic_messages = momento_server.published(CACHE, TOPIC)
+    assert all(isinstance(json.loads(message), list) for message in topic_messages)
+    assert len(topic_messages) <= 51 / 8
+    assert all(len(message) <= 4096 for message in topic_messages)
+    changes = [change for message in topic_messages for change in decode_topic_message(message)]
+    assert sorted(int(change["sequenceNumber"]) for change in changes) == sorted(
+        int(record["dynamodb"]["SequenceNumber"]) for record in event["Records"]
+    )
+    for city in cities:
+        numbers = [int(change["sequenceNumber"]) for change in changes if change["key"] == city]
+        assert numbers == sorted(numbers)
+    assert len(cached(momento_server)) == 39
+    [summary] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "batch processed" in line]
+    assert (summary["publishes"], summary["topic_messages"]) == (51, len(topic_messages))

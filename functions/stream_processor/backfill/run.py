@@ -31,10 +31,12 @@ from stream_processor.backfill.summary import BackfillSummary, PoisonItem
 from stream_processor.cache_keys import KeyTemplateMismatch
 from stream_processor.config import ConfigurationError, Settings
 from stream_processor.dead_letters import DeadLetterQueue
-from stream_processor.key_sync import CacheCalls, KeyOutcome, KeySync, LiveKey, MomentoGateway, for_each_key
+from stream_processor.key_sync import KeyOutcome, KeySync, LiveKey, for_each_key
+from stream_processor.momento_calls import CacheCalls, MomentoGateway
 from stream_processor.momento_errors import FailureKind
 from stream_processor.observability import logger
 from stream_processor.planner import ChangeRules, KeyChange, PoisonRecord
+from stream_processor.publishers import OneMessagePerChange
 from stream_processor.retries import Backoff, Deadline
 from stream_processor.table_reads import TableReader
 
@@ -114,7 +116,7 @@ class Backfill:
             sleep=sleep,
             pace=self.limiter.acquire,  # every attempt counts against Momento's operations-per-second limit
         )
-        self.sync = KeySync(self.calls)
+        self.sync = KeySync(self.calls, OneMessagePerChange(self.calls))  # the backfill publishes nothing
         self._check_key_template()
 
     def _check_key_template(self) -> None:

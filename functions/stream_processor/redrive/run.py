@@ -31,11 +31,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stream_processor.config import Settings
 from stream_processor.dead_letters import POISON_KIND, poison_message_body
-from stream_processor.key_sync import CacheCalls, KeySync, for_each_key
+from stream_processor.key_sync import KeySync, for_each_key
+from stream_processor.momento_calls import CacheCalls
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.momento_errors import FailureKind
 from stream_processor.observability import logger
 from stream_processor.planner import ChangeRules, ItemRead, PoisonRecord, read_batch
+from stream_processor.publishers import OneMessagePerChange
 from stream_processor.redrive.queue_messages import UnusableMessage, affected_records
 from stream_processor.redrive.resync import KeyWork
 from stream_processor.redrive.summary import MessageOutcome, RedriveSummary
@@ -237,7 +239,7 @@ class Redrive:
         """Resync every key of a message; the keys that failed (which keep it in the queue) go to ``failed_keys``."""
         assert self.momento is not None
         calls = CacheCalls(self.momento, lambda: deadline, backoff=self.backoff, rng=self.rng, sleep=self.sleep)
-        sync = KeySync(calls)
+        sync = KeySync(calls, OneMessagePerChange(calls))
         live = [w.live_key(items.get(w.cache_key), self.rules, now, self.table_reader) for w in work]
         results = self.momento.run(for_each_key(live, sync.resync, concurrency=self.settings.max_in_flight))
         for w, result in zip(work, results, strict=True):
