@@ -60,6 +60,10 @@ class Change:
     approximate_creation_time: float | int | None
     stream_view_type: str | None
     removed_by_ttl: bool
+    #: The JSON text of the keys and images, written once while the record was validated (None: not known yet).
+    keys_json: str | None = None
+    new_image_json: str | None = None
+    old_image_json: str | None = None
 
     @property
     def needs_table_read(self) -> bool:
@@ -135,9 +139,9 @@ def parse_change(record: Any) -> Change:
         raise PoisonRecordError(
             f"malformed record: dynamodb.Keys must be a non-empty map of key attributes, got {json_type(keys)}"
         )
-    _check_attributes(keys, "dynamodb.Keys")
-    new_image = _image(dynamodb, "NewImage")
-    old_image = _image(dynamodb, "OldImage")
+    keys_json = _check_attributes(keys, "dynamodb.Keys")
+    new_image, new_image_json = _image(dynamodb, "NewImage")
+    old_image, old_image_json = _image(dynamodb, "OldImage")
     view_type = dynamodb.get("StreamViewType")
     if view_type is not None and not isinstance(view_type, str):
         raise PoisonRecordError(f"malformed record: dynamodb.StreamViewType must be text, got {json_type(view_type)}")
@@ -164,23 +168,27 @@ def parse_change(record: Any) -> Change:
         approximate_creation_time=_epoch_seconds(dynamodb.get("ApproximateCreationDateTime")),
         stream_view_type=view_type,
         removed_by_ttl=removed_by_ttl,
+        keys_json=keys_json,
+        new_image_json=new_image_json,
+        old_image_json=old_image_json,
     )
 
 
-def _image(dynamodb: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+def _image(dynamodb: Mapping[str, Any], name: str) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The image and its JSON text (None, None when the record has none)."""
     image = dynamodb.get(name)
     if image is None:
-        return None
+        return None, None
     if not isinstance(image, Mapping):
         raise PoisonRecordError(f"malformed record: dynamodb.{name} must be an object, got {json_type(image)}")
-    _check_attributes(image, f"dynamodb.{name}")
-    return image
+    return image, _check_attributes(image, f"dynamodb.{name}")
 
 
-def _check_attributes(attributes: Mapping[str, Any], where: str) -> None:
-    """Every attribute value well-formed as DynamoDB sends it, projected or not (the TTL attribute included)."""
+def _check_attributes(attributes: Mapping[str, Any], where: str) -> str:
+    """Every attribute value well-formed as DynamoDB sends it, projected or not (the TTL attribute included); the
+    JSON text it was checked by writing, kept so that the cache value and the message need not write it again."""
     try:
-        attribute_map_json(attributes, where)
+        return attribute_map_json(attributes, where)
     except InvalidAttributeValue as error:
         raise PoisonRecordError(f"malformed record: {error}") from None
 

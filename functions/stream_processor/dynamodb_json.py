@@ -170,7 +170,14 @@ def json_object(members: Iterable[tuple[str, Any]]) -> str:
     """A compact JSON object from (name, value) pairs; ``RawJson`` values are embedded as they are."""
     parts = []
     for name, value in members:
-        encoded = value if isinstance(value, RawJson) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, RawJson):
+            encoded = str(value)
+        elif isinstance(value, str):  # the common members (names, ids, keys): no need for the general encoder
+            encoded = _encode_string(value)
+        elif isinstance(value, bool):
+            encoded = "true" if value else "false"
+        else:
+            encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         parts.append(f"{_encode_string(name)}:{encoded}")
     return "{" + ",".join(parts) + "}"
 

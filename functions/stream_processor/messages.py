@@ -28,9 +28,9 @@ class MessageFormat:
     def change_message(self, change: Change, cache_key: str, *, redriven: bool = False) -> bytes:
         """The encoded change message; raises ``PoisonRecordError`` when the change cannot be encoded or fit."""
         try:
-            keys = RawJson(attribute_map_json(change.keys, "dynamodb.Keys"))
-            new_image = self._image(change.new_image, "dynamodb.NewImage")
-            old_image = self._image(change.old_image, "dynamodb.OldImage")
+            keys = RawJson(change.keys_json or attribute_map_json(change.keys, "dynamodb.Keys"))
+            new_image = self._image(change.new_image, change.new_image_json, "dynamodb.NewImage")
+            old_image = self._image(change.old_image, change.old_image_json, "dynamodb.OldImage")
         except InvalidAttributeValue as error:
             raise PoisonRecordError(f"malformed record: {error}") from None
         head = [
@@ -64,7 +64,11 @@ class MessageFormat:
             f"(cache key of {len(cache_key.encode('utf-8'))} bytes)"
         )
 
-    def _image(self, image: Mapping[str, Any] | None, where: str) -> RawJson | None:
+    def _image(self, image: Mapping[str, Any] | None, written: str | None, where: str) -> RawJson | None:
+        """The image projected, as JSON; ``written`` is its JSON text when already known (used when nothing is left
+        out)."""
         if image is None:
             return None
+        if written is not None and self.include is None and not self.exclude:
+            return RawJson(written)
         return RawJson(attribute_map_json(project(image, self.include, self.exclude), where))

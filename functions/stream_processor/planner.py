@@ -73,18 +73,22 @@ class ChangeRules:
             ),
         )
 
-    def cache_value(self, image: Mapping[str, Any]) -> bytes:
-        """The cache value of an item: its projected image as compact UTF-8 JSON."""
-        return attribute_map_json(project(image, self.messages.include, self.messages.exclude)).encode("utf-8")
+    def cache_value(self, image: Mapping[str, Any], written: str | None = None) -> bytes:
+        """The cache value of an item: its projected image as compact UTF-8 JSON (``written``: the image's JSON text
+        when already known, used when nothing is left out)."""
+        include, exclude = self.messages.include, self.messages.exclude
+        if written is not None and include is None and not exclude:
+            return written.encode("utf-8")
+        return attribute_map_json(project(image, include, exclude)).encode("utf-8")
 
-    def cache_write(self, image: Mapping[str, Any] | None, now: float) -> SetItem | None:
+    def cache_write(self, image: Mapping[str, Any] | None, now: float, written: str | None = None) -> SetItem | None:
         """The write that makes the cache hold ``image``: a set, or None (delete) when it is gone or expired."""
         if image is None:
             return None
         ttl_ms = self.ttl.ttl_milliseconds(image, now)
         if ttl_ms is None:
             return None
-        return SetItem(self.cache_value(image), ttl_ms)
+        return SetItem(self.cache_value(image, written), ttl_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +268,7 @@ def _final_write(
     if change.event_name == "REMOVE":
         return None
     if change.new_image is not None:
-        return rules.cache_write(change.new_image, now)
+        return rules.cache_write(change.new_image, now, change.new_image_json)
     if current_items is None or cache_key not in current_items:
         raise LookupError(f"no table read for {cache_key!r}: call items_to_read() and pass current_items")
     return rules.cache_write(current_items[cache_key], now)
