@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.cold_start import ColdStartFigures, measure_cold_start
 from benchmarks.cpu_study import CpuFigures, CpuStudy
-from benchmarks.environment import BENCH_CACHE, UNSET_VARIABLES, handler_environment
+from benchmarks.environment import BENCH_CACHE, TEMPLATE_DEFAULTS, UNSET_VARIABLES, handler_environment
 from benchmarks.memory import MemoryFigures, measure_memory
 from benchmarks.throughput import HotKeyFigures, ThroughputBench, ThroughputFigures
 from benchmarks.topic_operations import TopicOperations, count_topic_operations
@@ -39,9 +39,9 @@ class BenchmarkOptions:
     uncompiled_rounds: int = 5
     memory_records: int = 10_000
     memory_item_bytes: int = 1024
-    memory_mb: int = 512  # the template's default MemorySize
-    max_in_flight: int = 64  # the template's default MaxInFlight
-    batch_size: int = 100  # the template's default BatchSize (one request charge per batch)
+    memory_mb: int = TEMPLATE_DEFAULTS["MemorySize"]
+    max_in_flight: int = TEMPLATE_DEFAULTS["MaxInFlight"]
+    batch_size: int = TEMPLATE_DEFAULTS["BatchSize"]  # one request charge per batch
     memory_sizes: tuple[int, ...] = (512, 1024, 1769)  # costed and checked for shard headroom
     cpu_changes: int = 1_000
     cpu_rounds: int = 9
