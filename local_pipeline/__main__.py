@@ -3,6 +3,10 @@
 import sys
 from pathlib import Path
 
+from local_pipeline.environment import quiet_grpc_core
+
+quiet_grpc_core()  # before anything imports grpc
+
 # `functions/` is the Lambda code root, where `stream_processor` lives: `make run` puts it on PYTHONPATH, a bare
 # `python -m local_pipeline` from the repository root does not.
 _FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
