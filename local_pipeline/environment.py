@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["fake_aws_environment", "quiet_grpc_core", "scoped_environment"]
+__all__ = ["fake_aws_environment", "functions_on_path", "quiet_grpc_core", "scoped_environment"]
 
 
 @contextlib.contextmanager
@@ -54,3 +56,11 @@ def quiet_grpc_core() -> None:
     still reach the caller as SDK errors. A value the user set is kept.
     """
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
+def functions_on_path() -> None:
+    """Put ``functions/`` (the Lambda code root, where ``stream_processor`` lives) on the import path: the Makefile
+    sets PYTHONPATH, a bare ``python -m local_pipeline`` from the repository root does not."""
+    functions = Path(__file__).resolve().parent.parent / "functions"
+    if functions.is_dir() and str(functions) not in sys.path:
+        sys.path.insert(0, str(functions))
