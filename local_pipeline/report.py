@@ -7,16 +7,15 @@ TTL counts as absent), or which keys differ and why.
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from local_pipeline.comparison import Comparison, KeyState, TableState
+from local_pipeline.comparison import Comparison, TableState
 from local_pipeline.event_source_mapping import InvocationOutcome
+from local_pipeline.key_table import key_table
 from local_pipeline.run_result import CACHE_NAME, TABLE_NAME, TOPIC_NAME, DemoResult, TopicTally
 from local_pipeline.weather import TTL_ATTRIBUTE, WriteKind
 
@@ -54,7 +53,7 @@ def render(result: DemoResult, console: Console) -> None:
     console.print(_summary(result))
     console.print(_dead_letter_table(result))
     if result.options.show or not result.comparison.all_equal:
-        console.print(_key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
+        console.print(key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
     _verdict(console, result.comparison, result, after_redrive=False)
     if result.redrive_unavailable:
         console.print(f"[yellow]{result.redrive_unavailable}[/]")
@@ -74,7 +73,7 @@ def render(result: DemoResult, console: Console) -> None:
                 f"Keys behind the table before the redrive: {len(shown)} ({escape(', '.join(s.key for s in shown))});"
                 f" equal to it now: {now_equal} of {len(shown)}."
             )
-            console.print(_key_table(Comparison(shown), len(shown), result.compared_at, "Keys that differed, now"))
+            console.print(key_table(Comparison(shown), len(shown), result.compared_at, "Keys that differed, now"))
         _verdict(console, redrive.comparison, result, after_redrive=True)
     for note in result.notes:
         console.print(note)
@@ -196,68 +195,6 @@ def _dead_letter_table(result: DemoResult) -> Table | Text:
     if len(result.dead_letters) > _MAX_DEAD_LETTERS_SHOWN:
         table.add_row("…", f"and {len(result.dead_letters) - _MAX_DEAD_LETTERS_SHOWN} more messages", "", "")
     return table
-
-
-def _key_table(comparison: Comparison, show: int, now: float, title: str) -> Table:
-    states = comparison.keys[:show]
-    shown = {state.key for state in states}
-    states += [state for state in comparison.differing if state.key not in shown][:_MAX_DIFFERING_SHOWN]
-    table = Table(title=f"{title} ({len(states)} of {len(comparison.keys)} keys)", title_justify="left")
-    table.add_column("Key")
-    table.add_column(f"Table ({TABLE_NAME})")
-    table.add_column(f"Cache ({CACHE_NAME})")
-    table.add_column("Equal", justify="center")
-    for state in states:
-        table.add_row(
-            escape(state.key),
-            _table_cell(state, now),
-            _cache_cell(state, now),
-            "[green]✓[/]" if state.equal else "[red]✗[/]",
-        )
-    return table
-
-
-def _table_cell(state: KeyState, now: float) -> str:
-    if state.table_state is TableState.ABSENT:
-        return "[dim]absent[/]"
-    text = _forecast(state.table_item or {}, now)
-    if state.table_state is TableState.EXPIRED:
-        return f"[dim]{text} (still in table)[/]"
-    return text
-
-
-def _cache_cell(state: KeyState, now: float) -> str:
-    if state.cache_error is not None:
-        return f"[red]unreadable: {escape(state.cache_error)}[/]"
-    if state.cache_item is None:
-        return "[dim]absent[/]"
-    return _forecast(state.cache_item, now)
-
-
-def _forecast(item: dict[str, Any], now: float) -> str:
-    text = f"{_value(item, 'MaxTemp')}/{_value(item, 'MinTemp')} °C, {_value(item, 'ChancesOfPrecipitation')}% rain"
-    expires_at = item.get(TTL_ATTRIBUTE)
-    if expires_at is None:
-        return text + ", no TTL"
-    remaining = float(expires_at) - now
-    if remaining <= 0:
-        return text + f", expired {_duration(-remaining)} ago"
-    return text + f", expires in {_duration(remaining)}"
-
-
-def _value(item: dict[str, Any], name: str) -> str:
-    value = item.get(name)
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return "?" if value is None else str(value)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.0f} h"
-    return f"{max(1, round(seconds / 60))} min"
 
 
 def _plural(count: int, noun: str) -> str:
