@@ -22,6 +22,14 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchmarkOptions:
     )
     parser.add_argument("--sizes", help="comma-separated batch sizes (default 100,1000,10000)")
     parser.add_argument("--memory-mb", type=int, help=f"Lambda memory size for the cost (default {defaults.memory_mb})")
+    parser.add_argument(
+        "--cpu-rounds", type=int, help=f"rounds of the CPU-per-change variants (default {defaults.cpu_rounds})"
+    )
+    parser.add_argument(
+        "--no-packed-handler",
+        action="store_true",
+        help="never run the handler with TOPIC_PACKING=on (by default it is measured when it packs)",
+    )
     parser.add_argument("--output", type=Path, help="results file (default benchmarks/results.md)")
     parser.add_argument("--profile", type=Path, help="also write a pyinstrument profile of one 1,000-record batch here")
     args = parser.parse_args(argv)
@@ -31,12 +39,14 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchmarkOptions:
         "rounds": args.rounds,
         "cold_rounds": args.cold_rounds,
         "memory_mb": args.memory_mb,
+        "cpu_rounds": args.cpu_rounds,
+        "packed_handler": False if args.no_packed_handler else None,
         "output": args.output,
         "profile": args.profile,
         "sizes": tuple(sorted(int(size) for size in args.sizes.split(","))) if args.sizes else None,
     }
     options = replace(options, **{name: value for name, value in changes.items() if value is not None})
-    if options.rounds < 1 or options.cold_rounds < 1 or not options.sizes or min(options.sizes) < 1:
+    if min(options.rounds, options.cold_rounds, options.cpu_rounds) < 1 or not options.sizes or min(options.sizes) < 1:
         parser.error("rounds, cold rounds and sizes must be positive")
     return options
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.cost import LambdaCost, LambdaPricing, PipesPricing, cpu_share_seconds, lambda_cost
+from benchmarks.markdown import table as _table
+from benchmarks.report_cpu import CpuReport
 from benchmarks.suite import BenchmarkResults
 from benchmarks.throughput import ThroughputFigures, median
 
@@ -23,6 +25,10 @@ SECTIONS = (
     "## Throughput",
     "## Hot keys",
     "## Scale",
+    "## CPU per change",
+    "## How CPU per change is measured",
+    "## Packed topic messages",
+    "## Shard headroom and cost by memory size",
     "## Cold start",
     "## Memory",
     "## Cost per million changes",
@@ -78,16 +84,17 @@ class _CostCase:
         return PipesPricing().per_million_changes / self.cost.total
 
 
-def _cost_cases(results: BenchmarkResults, figures: ThroughputFigures) -> tuple[_CostCase, _CostCase, _CostCase]:
-    """Measured duration, the same work at Lambda's CPU share, and the raw SDK calls alone at that share."""
+def _cost_cases(results: BenchmarkResults, figures: ThroughputFigures) -> tuple[_CostCase, _CostCase]:
+    """The handler's work at Lambda's CPU share, and the raw SDK calls alone at that share.
+
+    Lambda bills the duration a CPU-bound function needs at its share of a vCPU, not the wall time measured here
+    on a whole core (which would understate the bill by the share).
+    """
     memory = results.options.memory_mb
     size = figures.size
-    measured = lambda_cost(size, figures.handler_seconds, memory)
     scaled = cpu_share_seconds(figures.handler_seconds, figures.handler_cpu_seconds, memory)
-    raw_seconds = figures.raw_seconds
-    raw_scaled = cpu_share_seconds(raw_seconds, figures.raw_cpu_seconds, memory)
+    raw_scaled = cpu_share_seconds(figures.raw_seconds, figures.raw_cpu_seconds, memory)
     return (
-        _CostCase("measured duration", measured),
         _CostCase("at Lambda's CPU share", lambda_cost(size, scaled, memory)),
         _CostCase("raw SDK calls alone, at the CPU share", lambda_cost(size, raw_scaled, memory)),
     )
@@ -137,7 +144,6 @@ def _scale_steps(throughput: Sequence[ThroughputFigures]) -> list[_ScaleStep]:
 
 def summary_rows(results: BenchmarkResults) -> list[Row]:
     rows: list[Row] = []
-    options = results.options
     for figures in results.throughput:
         targeted = figures.size == THROUGHPUT_TARGET_SIZE
         rows.append(
@@ -235,29 +241,10 @@ def summary_rows(results: BenchmarkResults) -> list[Row]:
                 f"processing added {memory.peak_mb - memory.with_event_mb:.0f} MB.",
             )
         )
+    cpu = _cpu_report(results)
     if results.throughput:
-        smallest = results.throughput[0]
-        measured, scaled, raw = _cost_cases(results, smallest)
-        pipes = PipesPricing().per_million_changes
-        reasons = {
-            measured.label: f"Compute {_usd(measured.cost.compute)} and requests {_usd(measured.cost.requests)} "
-            f"per million changes in batches of {smallest.size:,}.",
-            scaled.label: f"The raw SDK calls alone cost {_usd(raw.cost.total)} per million changes at this CPU "
-            f"share ({raw.ratio:,.0f}x below Pipes): the Python SDK's CPU per call sets the floor, and the request "
-            "charge of small batches adds to it; larger batches and a faster core lower it.",
-        }
-        for case in (measured, scaled):
-            rows.append(
-                Row(
-                    f"Cost per million changes, {case.label} ({options.memory_mb} MB, batch {smallest.size:,})",
-                    _usd(case.cost.total),
-                    f"Pipes {_usd(pipes)}",
-                    f"{case.ratio:,.0f}x lower",
-                    f"≥ {COST_TARGET:.0f}x lower",
-                    _verdict(case.ratio >= COST_TARGET),
-                    reasons[case.label],
-                )
-            )
+        if cpu is None:
+            rows += _throughput_cost_rows(results)
         steps = _scale_steps(results.throughput)
         if steps:
             first, last = results.throughput[0], results.throughput[-1]
@@ -274,13 +261,42 @@ def summary_rows(results: BenchmarkResults) -> list[Row]:
                     + ".",
                 )
             )
+    if cpu is not None:
+        rows += [Row(*row.__dict__.values()) for row in cpu.summary_rows()]
     return rows
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
+def _cpu_report(results: BenchmarkResults) -> CpuReport | None:
+    if results.cpu is None:
+        return None
+    options = results.options
+    return CpuReport(
+        results.cpu,
+        results.topic_operations,
+        memory_sizes=options.memory_sizes,
+        default_memory_mb=options.memory_mb,
+        batch_size=options.batch_size,
+        stub_build_us=results.stub_build_us,
+    )
+
+
+def _throughput_cost_rows(results: BenchmarkResults) -> list[Row]:
+    """Cost from the throughput runs (smallest batch) at Lambda's CPU share, when no CPU study was run."""
+    smallest = results.throughput[0]
+    scaled, raw = _cost_cases(results, smallest)
+    pipes = PipesPricing().per_million_changes
+    return [
+        Row(
+            f"Cost per million changes, {scaled.label} ({results.options.memory_mb} MB, batch {smallest.size:,})",
+            _usd(scaled.cost.total),
+            f"Pipes {_usd(pipes)}",
+            f"{scaled.ratio:,.0f}x lower",
+            f"≥ {COST_TARGET:.0f}x lower",
+            _verdict(scaled.ratio >= COST_TARGET),
+            f"The raw SDK calls alone cost {_usd(raw.cost.total)} per million changes at this CPU share "
+            f"({raw.ratio:,.0f}x below Pipes).",
+        )
+    ]
 
 
 def render_markdown(results: BenchmarkResults) -> str:
@@ -315,6 +331,8 @@ def render_markdown(results: BenchmarkResults) -> str:
         [(r.figure, r.measured, r.compared_with, r.ratio, r.target, r.result) for r in rows],
     )
     lines += ["", *_throughput_section(results), *_hot_section(results), *_scale_section(results)]
+    cpu = _cpu_report(results)
+    lines += cpu.sections() if cpu is not None else []
     lines += [*_cold_section(results), *_memory_section(results), *_cost_section(results)]
     lines += _notes_section(results, rows)
     return "\n".join(lines) + "\n"
@@ -324,7 +342,8 @@ def _throughput_section(results: BenchmarkResults) -> list[str]:
     lines = [
         "## Throughput",
         "",
-        "Distinct keys, INSERT records with ~200 B to 1 KB items; each change is one `set` and one `publish`. The raw "
+        "Distinct keys, INSERT records with change messages of about 300 bytes; each change is one `set` and one "
+        "`publish`. The raw "
         "SDK issues the handler's own calls (keys, values, TTLs, messages from its plan) through `CacheClientAsync` "
         f"(`Configurations.Lambda`) and `TopicClientAsync` with {results.options.max_in_flight} in flight on the "
         "handler's event loop. Handler/raw: median over rounds of the paired throughput ratio. CPU ratio: median "
@@ -536,14 +555,16 @@ def _cost_section(results: BenchmarkResults) -> list[str]:
         f"${lambda_prices.per_million_requests:.2f} per million requests; EventBridge Pipes "
         f"${pipes.per_million_pipe_requests:.2f} per million requests (after filtering); API destinations "
         f"${pipes.per_million_api_invocations:.2f} per million invocations. Memory size: {memory} MB (the "
-        "template's default). Billed duration: the median handler time per batch, rounded up to the millisecond.",
+        "template's default). Billed duration per batch rounded up to the millisecond.",
         "",
         f"Pipes integration (three pipes, batch size 1): {pipes.arithmetic()}.",
         "",
         f"Lambda gives one full vCPU at {lambda_prices.full_vcpu_mb:,} MB, so at {memory} MB the function has "
         f"{min(1.0, memory / lambda_prices.full_vcpu_mb):.0%} of a core; the handler is CPU-bound at this "
-        "concurrency, so the second line of each batch size divides its measured CPU time by that share. The "
-        "third line does the same for the raw SDK calls alone, the SDK's own share of the bill.",
+        "concurrency, so each batch size's first line divides the handler's median CPU time per batch (from the "
+        "throughput runs) by that share: the duration Lambda bills. The wall time measured here, on a whole core, "
+        "would understate it by that share. The second line does the same for the raw SDK calls alone. The CPU "
+        "study's figures at several memory sizes are under Shard headroom and cost by memory size.",
         "",
     ]
     rows = []
@@ -601,21 +622,16 @@ def _notes_section(results: BenchmarkResults, rows: Sequence[Row]) -> list[str]:
 
 def _stub_note(results: BenchmarkResults) -> list[str]:
     stub_us = results.stub_build_us
-    if stub_us is None:
+    if not stub_us:
         return []
-    if stub_us == 0:
-        return [
-            "- gRPC stubs: the handler's cache client reuses one stub per channel (momento 1.29 builds a new stub "
-            "for every call; the raw-SDK baseline keeps that per-call cost, which is why the handler can beat it)."
-        ]
-    per_change = [f.handler_cpu_seconds / f.size * 1e6 for f in results.throughput if f.size == THROUGHPUT_TARGET_SIZE]
-    share = ""
-    if per_change:
-        share = f", about {stub_us / per_change[0]:.0%} of the handler's CPU per change at 1,000 records"
+    per_change = [f.raw_cpu_seconds / f.size * 1e6 for f in results.throughput if f.size == THROUGHPUT_TARGET_SIZE]
+    share = (
+        f", about {stub_us / per_change[0]:.0%} of the raw SDK's CPU per change at 1,000 records" if per_change else ""
+    )
     return [
         f"- gRPC stubs: the momento SDK builds a new cache-service stub (a handle per RPC) for every call: "
-        f"{stub_us:.0f} µs of CPU per cache write here{share}. The raw-SDK runs pay it too; a client that reuses "
-        "one stub per channel does not."
+        f"{stub_us:.0f} µs of CPU per cache call here{share}. The raw-SDK runs pay it; the handler's cache client "
+        "reuses one stub per channel (`momento_clients._reuse_cache_stubs`), which is why it can beat them."
     ]
 
 

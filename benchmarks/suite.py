@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.cold_start import ColdStartFigures, measure_cold_start
+from benchmarks.cpu_study import CpuFigures, CpuStudy
 from benchmarks.environment import BENCH_CACHE, UNSET_VARIABLES, handler_environment
 from benchmarks.memory import MemoryFigures, measure_memory
 from benchmarks.throughput import HotKeyFigures, ThroughputBench, ThroughputFigures
+from benchmarks.topic_operations import TopicOperations, count_topic_operations
 
 __all__ = ["QUICK", "BenchmarkOptions", "BenchmarkResults", "MachineInfo", "run_benchmark"]
 
@@ -39,6 +41,12 @@ class BenchmarkOptions:
     memory_item_bytes: int = 1024
     memory_mb: int = 512  # the template's default MemorySize
     max_in_flight: int = 64  # the template's default MaxInFlight
+    batch_size: int = 100  # the template's default BatchSize (one request charge per batch)
+    memory_sizes: tuple[int, ...] = (512, 1024, 1769)  # costed and checked for shard headroom
+    cpu_changes: int = 1_000
+    cpu_rounds: int = 9
+    subscribers: tuple[int, ...] = (1, 2)  # topic subscribers attached while topic operations are counted
+    packed_handler: bool = True  # measure the handler with TOPIC_PACKING=on when it packs
     output: Path = REPO_ROOT / "benchmarks" / "results.md"
     profile: Path | None = None
     quick: bool = False
@@ -53,6 +61,9 @@ QUICK = BenchmarkOptions(
     cold_rounds=1,
     uncompiled_rounds=1,
     memory_records=200,
+    cpu_changes=100,
+    cpu_rounds=1,
+    subscribers=(1,),
     quick=True,
 )
 
@@ -93,6 +104,8 @@ class BenchmarkResults:
     elapsed_seconds: float = 0.0
     end_load_average: tuple[float, float, float] | None = None
     stub_build_us: float | None = None  # the SDK's per-call gRPC stub construction, see ThroughputBench
+    cpu: CpuFigures | None = None
+    topic_operations: TopicOperations | None = None
 
 
 def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = lambda _: None) -> BenchmarkResults:
@@ -117,7 +130,12 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = l
         progress(f"memory: {options.memory_records} records of ~{options.memory_item_bytes} B")
         results.memory = measure_memory(env, options.memory_records, options.memory_item_bytes, options.memory_mb)
 
-        bench = ThroughputBench(server.endpoint, max_in_flight=options.max_in_flight, memory_mb=options.memory_mb)
+        bench = ThroughputBench(
+            server.endpoint,
+            max_in_flight=options.max_in_flight,
+            memory_mb=options.memory_mb,
+            server_pid=server.process.pid,
+        )
         try:
             results.throughput, results.hot_keys = bench.measure(
                 options.sizes,
@@ -127,6 +145,11 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = l
                 progress=progress,
             )
             results.stub_build_us = bench.stub_build_microseconds()
+            progress(f"topic operations, {options.cpu_changes} changes, subscribers {options.subscribers}")
+            results.topic_operations = count_topic_operations(
+                bench, changes=options.cpu_changes, subscribers=options.subscribers
+            )
+            results.cpu = _cpu_study(bench, server.endpoint, options, results.topic_operations.handler_packs, progress)
             if options.profile is not None:
                 profile_size = 1_000 if 1_000 in options.sizes else max(options.sizes)
                 progress(f"profile of one {profile_size}-record batch -> {options.profile}")
@@ -136,6 +159,27 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] = l
     results.elapsed_seconds = time.perf_counter() - started
     results.end_load_average = os.getloadavg() if hasattr(os, "getloadavg") else None
     return results
+
+
+def _cpu_study(
+    bench: ThroughputBench,
+    endpoint: str,
+    options: BenchmarkOptions,
+    handler_packs: bool,
+    progress: Callable[[str], None],
+) -> CpuFigures:
+    """CPU per change of every variant; the handler's packed mode too when it packs (a second processor)."""
+    from stream_processor.app import StreamProcessor
+
+    packed = None
+    if options.packed_handler and handler_packs:
+        environment = handler_environment(endpoint, max_in_flight=options.max_in_flight, base={})
+        packed = StreamProcessor.from_environment({**environment, "TOPIC_PACKING": "on"})
+    try:
+        return CpuStudy(bench, changes=options.cpu_changes, packed_handler=packed).measure(options.cpu_rounds, progress)
+    finally:
+        if packed is not None:
+            packed.momento.close()
 
 
 def quick_options(options: BenchmarkOptions) -> BenchmarkOptions:

@@ -1,22 +1,27 @@
 """Throughput: the real handler next to the raw SDK limit, and hot keys next to distinct keys, in interleaved rounds.
 
 The raw limit is the same ``set`` + ``publish`` calls (the handler's own cache keys, values, TTLs and messages, taken
-from its plan before timing) issued straight through ``CacheClientAsync`` / ``TopicClientAsync`` with the handler's
-configurations, at the same concurrency, on the handler's own event loop. Handler and raw runs alternate in every
-round (and swap order each round) so machine drift hits both alike; figures are medians over rounds.
+from its plan before timing; see ``benchmarks.raw_sdk``) issued straight through ``CacheClientAsync`` /
+``TopicClientAsync`` with the handler's configurations, at the same concurrency, on the handler's own event loop.
+Handler and raw runs alternate in every round (and swap order each round) so machine drift hits both alike; figures
+are medians over rounds. CPU time is the process's, every thread (``benchmarks.clocks``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import gc
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from momento import Configurations, CredentialProvider, TopicConfigurations
+
+from benchmarks.clocks import Usage, read_clocks
 from benchmarks.environment import (
     BENCH_CACHE,
     BENCH_TOPIC,
@@ -27,9 +32,12 @@ from benchmarks.environment import (
     lambda_context,
     quiet_stdout,
 )
-from benchmarks.workload import BatchShape, stream_batch
+from benchmarks.raw_sdk import KeyCalls, RawClients, key_calls, set_and_publish
+from benchmarks.workload import TYPICAL_ITEMS, BatchShape, stream_batch
 
 __all__ = ["HotKeyFigures", "Run", "ThroughputBench", "ThroughputFigures", "median"]
+
+T = TypeVar("T")
 
 
 def median(values: Sequence[float]) -> float:
@@ -44,6 +52,23 @@ class Run:
     seconds: float
     cpu_seconds: float
     cache_writes: int | None = None
+    main_thread_cpu_seconds: float | None = None
+    server_cpu_seconds: float | None = None
+
+    @classmethod
+    def of(cls, changes: int, usage: Usage, cache_writes: int | None = None) -> Run:
+        return cls(
+            changes,
+            usage.seconds,
+            usage.cpu_seconds,
+            cache_writes,
+            usage.main_thread_cpu_seconds,
+            usage.server_cpu_seconds,
+        )
+
+    @property
+    def cpu_ms_per_change(self) -> float:
+        return self.cpu_seconds / self.changes * 1000
 
     @property
     def changes_per_second(self) -> float:
@@ -123,20 +148,12 @@ class HotKeyFigures:
         return median(self.gains)
 
 
-@dataclass(frozen=True)
-class _Call:
-    """One raw SDK call: a set (value and ttl given) or a publish (message given)."""
-
-    key: str | None = None
-    value: bytes | None = None
-    ttl: timedelta | None = None
-    message: str | None = None
-
-
 class ThroughputBench:
     """Runs the real handler (in this process) and the raw SDK against the local server at ``endpoint``."""
 
-    def __init__(self, endpoint: str, *, max_in_flight: int = 64, memory_mb: int = 512) -> None:
+    def __init__(
+        self, endpoint: str, *, max_in_flight: int = 64, memory_mb: int = 512, server_pid: int | None = None
+    ) -> None:
         # The handler reads its configuration from the environment on first use, Powertools at import.
         for name in UNSET_VARIABLES:
             os.environ.pop(name, None)
@@ -149,84 +166,79 @@ class ThroughputBench:
         self.processor = app.processor()
         self.max_in_flight = max_in_flight
         self.memory_mb = memory_mb
+        self.server_pid = server_pid
         self.summaries = SummaryCapture()
         logger.addHandler(self.summaries)
-        self._cache, self._topics = self._build_raw_clients(endpoint)
-
-    def _build_raw_clients(self, endpoint: str):
-        from momento import CacheClientAsync, Configurations, CredentialProvider, TopicClientAsync, TopicConfigurations
-
         host, port = endpoint.rsplit(":", 1)
-        credentials = CredentialProvider.for_momento_local(host, int(port))
+        self.credentials = CredentialProvider.for_momento_local(host, int(port))
+        self._opened: list[RawClients] = []
+        self.raw = self.raw_clients(Configurations.Lambda.latest(), TopicConfigurations.Default.latest())
+
+    def raw_clients(self, cache_configuration: Any, topic_configuration: Any, *, keep: bool = True) -> RawClients:
+        """SDK clients with these configurations on the handler's loop (channels bind to it); closed with the bench
+        when ``keep``, else by the caller."""
+        from momento import CacheClientAsync, TopicClientAsync
+
         ttl = timedelta(seconds=self.processor.settings.default_ttl_seconds)
 
-        async def build():
-            # On the handler's loop, as the handler builds its own: gRPC channels bind to the loop they start on.
-            return (
-                CacheClientAsync(Configurations.Lambda.latest(), credentials, ttl),
-                TopicClientAsync(TopicConfigurations.Default.latest(), credentials),
-            )
+        async def build() -> RawClients:
+            cache = CacheClientAsync(cache_configuration, self.credentials, ttl)
+            return RawClients(cache, TopicClientAsync(topic_configuration, self.credentials), BENCH_CACHE, BENCH_TOPIC)
 
-        return self.processor.momento.run(build())
+        clients = self.processor.momento.run(build())
+        if keep:
+            self._opened.append(clients)
+        return clients
+
+    def timed(self, work: Callable[[], T]) -> tuple[T, Usage]:
+        """Run ``work`` and read every clock around it (this process, its main thread, the server process).
+
+        Garbage from earlier runs is collected first, so that no run pays for another's collection.
+        """
+        gc.collect()
+        started = read_clocks(self.server_pid)
+        result = work()
+        return result, started.until(read_clocks(self.server_pid))
 
     # --- the handler ----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def using(self, processor: Any) -> Iterator[None]:
+        """The real handler runs with ``processor`` in the block (``app.handler`` looks up ``app.processor``)."""
+        original = self._app.processor
+        self._app.processor = lambda: processor
+        try:
+            yield
+        finally:
+            self._app.processor = original
 
     def run_handler(self, event: dict[str, Any]) -> tuple[Run, HandlerSummary]:
         """One invocation of the real handler; raises if any record failed (the figures would be meaningless)."""
         context = lambda_context(self.memory_mb)
         self.summaries.summaries.clear()  # a run that logs no summary must not be checked against an older one
         with quiet_stdout():
-            started, cpu_started = time.perf_counter(), time.process_time()
-            response = self._app.handler(event, context)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            response, usage = self.timed(lambda: self._app.handler(event, context))
         summary = self.summaries.last()
         changes = len(event["Records"])
-        if response["batchItemFailures"] or summary.failures or summary.publishes != changes:
+        if response["batchItemFailures"] or summary.failures or not summary.publishes:
             raise RuntimeError(f"the handler did not process the whole batch: {summary}, {response}")
-        return Run(changes, seconds, cpu, summary.cache_writes), summary
+        if summary.publishes != changes and not self._app.processor().settings.topic_packing:
+            raise RuntimeError(f"the handler did not publish every change: {summary}")
+        return Run.of(changes, usage, summary.cache_writes), summary
 
     # --- the raw SDK ----------------------------------------------------------------------------------------
 
-    def raw_calls(self, event: dict[str, Any]) -> list[_Call]:
+    def raw_calls(self, event: dict[str, Any]) -> list[KeyCalls]:
         """The handler's own calls for this event (keys, values, TTLs, messages), taken from its plan."""
-        from stream_processor.planner import plan_batch, read_batch
+        return key_calls(event, self.processor.rules)
 
-        rules = self.processor.rules
-        plan = plan_batch(read_batch(event["Records"], rules), rules, time.time())
-        calls: list[_Call] = []
-        for key_plan in plan.key_plans:
-            write = key_plan.write
-            assert write is not None, "the benchmark sends INSERTs only"
-            calls.append(_Call(key=key_plan.cache_key, value=write.value, ttl=timedelta(milliseconds=write.ttl_ms)))
-            calls.extend(_Call(message=change.message.decode("utf-8")) for change in key_plan.changes if change.message)
-        return calls
-
-    def run_raw(self, calls: list[_Call], changes: int) -> Run:
-        """Issue ``calls`` through the SDK with ``max_in_flight`` workers; raises if any call failed."""
-        started, cpu_started = time.perf_counter(), time.process_time()
-        failed = self.processor.momento.run(self._issue(calls))
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    def run_raw(self, calls: list[KeyCalls], changes: int, clients: RawClients | None = None, workers: int = 0) -> Run:
+        """Issue ``calls`` through the SDK (per key a set, then its publishes), ``max_in_flight`` keys at a time."""
+        run, in_flight = self.processor.momento.run, workers or self.max_in_flight
+        failed, usage = self.timed(lambda: run(set_and_publish(calls, clients or self.raw, in_flight)))
         if failed:
             raise RuntimeError(f"{failed} raw SDK calls failed")
-        return Run(changes, seconds, cpu, sum(call.message is None for call in calls))
-
-    async def _issue(self, calls: list[_Call]) -> int:
-        from momento.responses import CacheSet, TopicPublish
-
-        cache, topics, pending = self._cache, self._topics, iter(calls)
-        failed = 0
-
-        async def worker() -> None:
-            nonlocal failed
-            for call in pending:
-                if call.message is None:
-                    ok = isinstance(await cache.set(BENCH_CACHE, call.key, call.value, call.ttl), CacheSet.Success)
-                else:
-                    ok = isinstance(await topics.publish(BENCH_CACHE, BENCH_TOPIC, call.message), TopicPublish.Success)
-                failed += not ok
-
-        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(calls)))))
-        return failed
+        return Run.of(changes, usage, len(calls))
 
     # --- rounds ---------------------------------------------------------------------------------------------
 
@@ -240,10 +252,10 @@ class ThroughputBench:
         progress: Callable[[str], None] = lambda _: None,
     ) -> tuple[list[ThroughputFigures], HotKeyFigures]:
         """Interleaved rounds over every size, plus the hot-key pair; one warm-up round first (not recorded)."""
-        events = {size: stream_batch(BatchShape(size, key_prefix=f"n{size}")) for size in sizes}
+        events = {size: stream_batch(BatchShape(size, key_prefix=f"n{size}", **TYPICAL_ITEMS)) for size in sizes}
         calls = {size: self.raw_calls(event) for size, event in events.items()}
-        hot_event = stream_batch(BatchShape(hot_changes, keys=hot_keys, key_prefix="hot"))
-        hot_distinct = stream_batch(BatchShape(hot_changes, key_prefix="cold"))
+        hot_event = stream_batch(BatchShape(hot_changes, keys=hot_keys, key_prefix="hot", **TYPICAL_ITEMS))
+        hot_distinct = stream_batch(BatchShape(hot_changes, key_prefix="cold", **TYPICAL_ITEMS))
         figures = {size: ThroughputFigures(size) for size in sizes}
         hot = HotKeyFigures(hot_changes, hot_keys)
 
@@ -269,12 +281,13 @@ class ThroughputBench:
         return [figures[size] for size in sizes], hot
 
     def stub_build_microseconds(self) -> float | None:
-        """CPU the SDK spends building a cache gRPC stub for each call (0 when the handler's client reuses one).
+        """CPU the SDK spends building a cache gRPC stub for each call, read on the raw SDK's client (0 when it
+        reuses one).
 
         momento 1.29 builds a new ``ScsStub`` (one handle per RPC of the cache service) on every data call. None
         when the SDK's internals are not the expected ones (another SDK version).
         """
-        clients = getattr(self.processor.momento.cache, "_data_clients", None)
+        clients = getattr(self.raw.cache, "_data_clients", None)
         manager = getattr(clients[0], "_grpc_manager", None) if clients else None
         if manager is None or not callable(getattr(manager, "async_stub", None)):
             return None
@@ -294,7 +307,7 @@ class ThroughputBench:
         """Write a pyinstrument profile (text) of one handler invocation of ``size`` records to ``path``."""
         from pyinstrument import Profiler
 
-        event = stream_batch(BatchShape(size, key_prefix=f"n{size}"))
+        event = stream_batch(BatchShape(size, key_prefix=f"n{size}", **TYPICAL_ITEMS))
         self.run_handler(event)
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         with profiler:
@@ -305,11 +318,7 @@ class ThroughputBench:
     def close(self) -> None:
         """Close the raw clients and the handler's own (before the server stops, so no channel sees it go away)."""
         runtime = self.processor.momento
-
-        async def close_raw_clients() -> None:
-            await self._cache.__aexit__(None, None, None)  # CacheClientAsync has no close() in momento 1.29
-            await self._topics.close()
-
-        runtime.run(close_raw_clients())
+        for clients in self._opened:
+            runtime.run(clients.close())
         runtime.close()
         self._app.processor.cache_clear()

@@ -11,11 +11,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["STREAM_ARN", "BatchShape", "stream_batch", "stream_batch_json"]
+__all__ = ["STREAM_ARN", "TYPICAL_ITEMS", "BatchShape", "stream_batch", "stream_batch_json"]
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/BenchTable/stream/2024-01-01T00:00:00.000"
 _FIRST_SEQUENCE_NUMBER = 10**20  # real sequence numbers are 21-digit numeric strings
 _CREATED = 1_700_000_000
+#: Item sizes whose change messages are about 300 bytes (312 to 360), the typical case the figures are stated for.
+TYPICAL_ITEMS = {"min_item_bytes": 40, "max_item_bytes": 120}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ TEST_TOPIC_NAME = "test-topic"
 @pytest.fixture(scope="session")
 def momento_server_session() -> Iterator[LocalMomentoServer]:
     """The session's local Momento server (started once); prefer `momento_server`, which resets it."""
-    with LocalMomentoServer(caches=[TEST_CACHE_NAME]) as server:
+    # Faults are decided per method, key and attempt, not per value: values carry wall-clock TTLs and moto's random
+    # eventIDs, so a failing example replays with the same faults.
+    with LocalMomentoServer(caches=[TEST_CACHE_NAME], faults_by_value=False) as server:
         yield server
 
 

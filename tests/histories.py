@@ -29,6 +29,7 @@ __all__ = [
     "Put",
     "Update",
     "Write",
+    "attribute_sets",
     "create_table",
     "fault_schedules",
     "histories",
@@ -92,7 +93,7 @@ _attribute_values: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 
 
 @st.composite
-def _attributes(draw: st.DrawFn) -> dict[str, Any]:
+def attribute_sets(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(st.sampled_from(sorted(_attribute_values)), min_size=1, max_size=4, unique=True))
     return {name: draw(_attribute_values[name]) for name in names}
 
@@ -101,8 +102,8 @@ def _write(locations: Sequence[str]) -> st.SearchStrategy[Write]:
     location = st.sampled_from(locations)
     expiry = st.sampled_from(["none", "none", "past", "future"])
     return st.one_of(
-        st.builds(Put, location, _attributes(), expiry),
-        st.builds(Update, location, _attributes(), st.sampled_from(["keep", "keep", "past", "future", "remove"])),
+        st.builds(Put, location, attribute_sets(), expiry),
+        st.builds(Update, location, attribute_sets(), st.sampled_from(["keep", "keep", "past", "future", "remove"])),
         st.builds(Delete, location),
     )
 

@@ -2,7 +2,8 @@
 
 The slow test runs the real `sam build` (samconfig.toml's cached and parallel settings, a temporary build and cache
 directory) and checks each function's artifact: the handler package, grpc's aarch64 cp313 binary, nothing compiled
-for the build host, no tests; it reports the artifact's size. The fast tests dry-run the Makefile's targets.
+for the build host, no tests; it reports the artifact's size. The fast tests dry-run the Makefile's targets, and run
+its recipe without the dependency download to see what it says about bytecode.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,8 +98,68 @@ def test_makefile_refuses_to_run_outside_sam_build() -> None:
     assert "ARTIFACTS_DIR is not set" in result.stderr
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Bytecode: shipped when a Python 3.13 is at hand, and a warning in the build output when not
+# ---------------------------------------------------------------------------------------------------------------
+
+NO_BYTECODE = "ships no bytecode"
+NO_BYTECODE_FIX = "PYTHON313=/path/to/python3.13 sam build"
+
+
+def run_recipe(artifacts: Path, python313: str) -> subprocess.CompletedProcess[str]:
+    """The Makefile's real recipe for one function, minus the dependency download (PIP_INSTALL=true)."""
+    target = "build-StreamProcessorFunction"
+    return subprocess.run(
+        ["make", target, f"ARTIFACTS_DIR={artifacts}", f"PYTHON313={python313}", "PIP_INSTALL=true"],
+        cwd=REPO / "functions",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_build_without_python313_says_it_ships_no_bytecode_and_how_to_fix_it(tmp_path: Path) -> None:
+    result = run_recipe(tmp_path, "")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "stream_processor" / "app.py").is_file()
+    assert not list(tmp_path.rglob("*.pyc"))
+    # On stdout: `sam build` shows make's stdout (and its stderr only when the build fails).
+    warning = result.stdout
+    assert NO_BYTECODE in warning and NO_BYTECODE_FIX in warning
+    assert "cold start" in warning and "twice the import time" in warning
+
+
+@pytest.mark.skipif(PYTHON313 is None, reason="no Python 3.13 on this machine")
+def test_build_with_python313_ships_bytecode_and_no_warning(tmp_path: Path) -> None:
+    result = run_recipe(tmp_path, str(PYTHON313))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stdout + result.stderr
+    package = tmp_path / "stream_processor"
+    for module in package.glob("*.py"):
+        assert (package / "__pycache__" / f"{module.stem}.cpython-313.pyc").is_file(), module.name
+
+
+def test_build_refuses_a_python313_that_is_another_python(tmp_path: Path) -> None:
+    result = run_recipe(tmp_path, sys.executable)  # this interpreter is not 3.13 (the suite runs on 3.11)
+    assert result.returncode != 0
+    assert f"PYTHON313={sys.executable} is Python {sys.version_info[0]}.{sys.version_info[1]}" in result.stderr
+    assert not list(tmp_path.rglob("*")), "nothing built"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real `sam build`
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamBuild:
+    directory: Path
+    output: str  # stdout and stderr; SAM relays make's stdout on its stderr
+
+
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> SamBuild:
     """One `sam build` of all three functions (the makefile method) into a temporary directory."""
     root = tmp_path_factory.mktemp("sam")
     build = root / "build"
@@ -123,7 +185,23 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     assert "Build Succeeded" in result.stdout
-    return build
+    return SamBuild(build, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def build_dir(sam_build: SamBuild) -> Path:
+    return sam_build.directory
+
+
+@pytest.mark.slow
+def test_sam_build_output_says_whether_it_shipped_bytecode(sam_build: SamBuild) -> None:
+    """What the Makefile prints reaches the user through `sam build`, once per function."""
+    if PYTHON313:
+        assert sam_build.output.count(f"bytecode compiled by {PYTHON313}") == len(FUNCTIONS)
+        assert NO_BYTECODE not in sam_build.output
+    else:
+        assert sam_build.output.count(NO_BYTECODE) == len(FUNCTIONS)
+        assert NO_BYTECODE_FIX in sam_build.output
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """The SAM template: it lints, broken copies are rejected, it agrees with the code, and its safety properties hold.
 
 Structural checks run on the TRANSFORMED template (samtranslator, offline, as cfn-lint does), resolved for concrete
-deployments by a small evaluator of the intrinsic functions the template uses: the demo table with a stack-made
-secret, and an existing stream with an existing KMS-encrypted secret.
+deployments by tests/sam_template.py: the defaults (a demo table and a secret made by the stack), and an existing
+stream with an existing KMS-encrypted secret. Parameters, guided deploy and guards: test_template_deploy.py; alarms:
+test_template_alarms.py.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
+import importlib
 import json
 import os
 import re
@@ -17,37 +18,32 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from samcli.yamlhelper import yaml_parse
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
 from stream_processor.config import POWERTOOLS_VARIABLES, VARIABLES, load_settings
+from tests.sam_template import (
+    DEMO,
+    EXISTING,
+    KMS_KEY_ARN,
+    REGION,
+    REPO,
+    SECRET_ARN,
+    STREAM_ARN,
+    TABLE_ARN,
+    TEMPLATE,
+    Deployment,
+    source_template,
+    transformed_template,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "template.yaml"
 SAM = Path(sys.executable).parent / "sam"
-REGION = "us-east-1"
 
 FUNCTIONS = {
     "StreamProcessorFunction": "stream_processor.app.handler",
     "RedriveFunction": "stream_processor.redrive.handler",
     "BackfillFunction": "stream_processor.backfill.handler",
 }
-
-# An existing stream, table, secret and key, as a user would pass them.
-STREAM_ARN = f"arn:aws:dynamodb:{REGION}:111122223333:table/orders/stream/2026-01-01T00:00:00.000"
-TABLE_ARN = f"arn:aws:dynamodb:{REGION}:111122223333:table/orders"
-SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:111122223333:secret:momento-api-key-AbCdEf"
-KMS_KEY_ARN = f"arn:aws:kms:{REGION}:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-EXISTING = {
-    "SourceStreamArn": STREAM_ARN,
-    "MomentoApiKeySecretArn": SECRET_ARN,
-    "MomentoApiKeySecretKmsKeyArn": KMS_KEY_ARN,
-}
-DEMO = {"MomentoApiKey": "not-a-real-key"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,120 +114,18 @@ def test_sam_validate_lint_rejects_a_broken_copy(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The transformed template, and an evaluator of its intrinsic functions for one deployment
+# The template as written and as transformed
 # ---------------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def source() -> dict[str, Any]:
-    return yaml_parse(TEMPLATE.read_text())
+    return source_template()
 
 
 @pytest.fixture(scope="module")
-def transformed(source: dict[str, Any]) -> dict[str, Any]:
-    """The CloudFormation template that SAM makes of ours, offline (local CodeUri replaced as cfn-lint does)."""
-    sam_template = copy.deepcopy(source)
-    sam_template["Globals"]["Function"]["CodeUri"] = "s3://bucket/key"
-    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": REGION}):
-        return Translator(managed_policy_map={}, sam_parser=Parser()).translate(sam_template, parameter_values={})
-
-
-NO_VALUE = object()
-
-
-class Deployment:
-    """One deployment of a template: parameter values (defaults plus overrides) and the intrinsics resolved with them.
-
-    A resource's Ref resolves to "<Name>" and Fn::GetAtt to "<Name.Attribute>", which is enough to tell which
-    resource a value points at.
-    """
-
-    def __init__(self, template: dict[str, Any], **overrides: str) -> None:
-        self.template = template
-        self.parameters = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-        unknown = set(overrides) - set(self.parameters)
-        assert not unknown, f"no such parameters: {unknown}"
-        self.parameters |= overrides
-        self.parameters |= {
-            "AWS::Region": REGION,
-            "AWS::AccountId": "123456789012",
-            "AWS::Partition": "aws",
-            "AWS::StackName": "stack",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-
-    def condition(self, name: str) -> bool:
-        return self.truth(self.template["Conditions"][name])
-
-    def truth(self, node: dict[str, Any]) -> bool:
-        ((function, argument),) = node.items()
-        if function == "Fn::Equals":
-            return self.resolve(argument[0]) == self.resolve(argument[1])
-        if function == "Fn::Not":
-            return not self.truth(argument[0])
-        if function == "Fn::And":
-            return all(self.truth(item) for item in argument)
-        if function == "Fn::Or":
-            return any(self.truth(item) for item in argument)
-        if function == "Condition":
-            return self.condition(argument)
-        raise AssertionError(f"not a condition: {node}")
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [item for item in map(self.resolve, node) if item is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((key, argument),) = node.items()
-            if key == "Ref":
-                return self.ref(argument)
-            if key == "Fn::GetAtt":
-                name, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
-                return f"<{name}.{attribute}>"
-            if key == "Fn::If":
-                name, if_true, if_false = argument
-                return self.resolve(if_true if self.condition(name) else if_false)
-            if key == "Fn::Sub":
-                return self.sub(argument)
-            if key == "Fn::Join":
-                return argument[0].join(self.resolve(argument[1]))
-            if key == "Fn::Split":
-                return self.resolve(argument[1]).split(argument[0])
-            if key == "Fn::Select":
-                return self.resolve(argument[1])[int(argument[0])]
-        resolved = {key: self.resolve(value) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value is not NO_VALUE}
-
-    def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        return self.parameters.get(name, f"<{name}>")
-
-    def sub(self, argument: str | list[Any]) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else argument
-
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in variables:
-                return str(self.resolve(variables[name]))
-            if "." in name:
-                return f"<{name}>"
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}!]+)\}", value, text)
-
-    def resources(self, kind: str | None = None) -> dict[str, dict[str, Any]]:
-        """The resources this deployment creates (their Condition holds), resolved."""
-        return {
-            name: self.resolve(resource)
-            for name, resource in self.template["Resources"].items()
-            if (kind is None or resource["Type"] == kind)
-            and ("Condition" not in resource or self.condition(resource["Condition"]))
-        }
-
-    def environment(self, function: str) -> dict[str, str]:
-        return self.resources()[function]["Properties"]["Environment"]["Variables"]
+def transformed() -> dict[str, Any]:
+    return transformed_template()
 
 
 def statements_of(deployment: Deployment, function: str) -> list[dict[str, Any]]:
@@ -286,30 +180,24 @@ def test_functions_are_arm64_python313_makefile_builds(
 
 @pytest.mark.parametrize("handler", FUNCTIONS.values())
 def test_every_handler_exists_in_the_package(handler: str) -> None:
-    module, function = handler.rsplit(".", 1)
-    path = REPO / "functions" / (module.replace(".", "/") + ".py")
-    assert path.is_file(), f"{handler}: {path.relative_to(REPO)} is missing"
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
-        names |= {target.id for target in targets if isinstance(target, ast.Name)}
-    assert function in names, f"{path.relative_to(REPO)} defines no {function}"
+    module_name, function = handler.rsplit(".", 1)
+    # Lambda imports the module from the code root (functions/) and looks the handler up on it.
+    module = importlib.import_module(module_name)
+    assert Path(module.__file__).resolve().is_relative_to(REPO / "functions"), f"{module_name} is not in functions/"
+    assert callable(getattr(module, function, None)), f"{module_name} has no handler {function!r}"
 
 
-def test_memory_and_timeouts_are_parameters_with_sensible_defaults(source: dict[str, Any]) -> None:
+def test_memory_and_timeouts_have_sensible_defaults(source: dict[str, Any], transformed: dict[str, Any]) -> None:
     parameters = source["Parameters"]
-    resources = source["Resources"]
     assert source["Globals"]["Function"]["MemorySize"] == {"Ref": "MemorySize"}
     assert source["Globals"]["Function"]["Timeout"] == {"Ref": "Timeout"}
     assert 128 <= parameters["MemorySize"]["Default"] <= 2048
     assert 10 <= parameters["Timeout"]["Default"] <= 300
+    resources = Deployment(transformed).resources()
+    # The on-demand jobs get Lambda's maximum; the DLQ hides a message from other readers as long as the redrive runs.
     for function in ("RedriveFunction", "BackfillFunction"):
-        assert resources[function]["Properties"]["Timeout"] == {"Ref": "OnDemandTimeout"}
-    assert parameters["OnDemandTimeout"]["Default"] > parameters["Timeout"]["Default"]
+        assert resources[function]["Properties"]["Timeout"] == 900
+    assert resources["DeadLetterQueue"]["Properties"]["VisibilityTimeout"] == 900
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -347,21 +235,6 @@ def test_retries_are_bounded_by_default_and_never_infinite(source: dict[str, Any
     assert 0 <= retries["Default"] <= 10, "a small bounded number: -1 lets one bad batch block a shard for a day"
     assert retries["MinValue"] >= 0, "the parameter must not accept -1 (retry until the record expires)"
     assert the_mapping(Deployment(transformed, **DEMO))["MaximumRetryAttempts"] == str(retries["Default"])
-
-
-@pytest.mark.parametrize(
-    ("parameter", "low", "high"),
-    [
-        ("BatchSize", 1, 10000),
-        ("ParallelizationFactor", 1, 10),
-        ("MaximumBatchingWindowInSeconds", 0, 300),
-        ("MaximumRetryAttempts", 0, 10000),
-        ("MaximumRecordAgeInSeconds", -1, 604800),
-    ],
-)
-def test_mapping_parameters_have_the_aws_bounds(source: dict[str, Any], parameter: str, low: int, high: int) -> None:
-    assert source["Parameters"][parameter]["MinValue"] == low
-    assert source["Parameters"][parameter]["MaxValue"] == high
 
 
 def test_tuned_mapping_on_an_existing_stream(transformed: dict[str, Any]) -> None:
@@ -434,13 +307,18 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(transformed: 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_api_key_parameter_is_no_echo_and_stored_only_in_a_secret(
-    source: dict[str, Any], transformed: dict[str, Any]
-) -> None:
-    assert source["Parameters"]["MomentoApiKey"]["NoEcho"] is True
-    # Conditions and the rule only compare it with "": no value flows from there.
-    uses = [path for path in paths_to({"Ref": "MomentoApiKey"}, transformed) if path[0] not in ("Conditions", "Rules")]
-    assert uses == [("Resources", "MomentoApiKeySecret", "Properties", "SecretString")], uses
+# The text the stack's own secret holds until the user puts the key in. The function treats exactly this text, and an
+# empty value, as "no key yet" and stops at start-up naming the secret (stream_processor's configuration).
+PLACEHOLDER_KEY = "PUT-YOUR-MOMENTO-API-KEY-HERE"
+
+
+def test_no_parameter_can_carry_the_key(source: dict[str, Any], transformed: dict[str, Any]) -> None:
+    """The key reaches AWS only through `aws secretsmanager put-secret-value`: never a parameter, so never in the
+    stack's parameters, a change set, samconfig.toml or an environment variable."""
+    assert not [name for name, parameter in source["Parameters"].items() if parameter.get("NoEcho")]
+    secret = transformed["Resources"]["MomentoApiKeySecret"]
+    assert secret["Condition"] == "CreateApiKeySecret"
+    assert secret["Properties"]["SecretString"] == PLACEHOLDER_KEY
 
 
 @pytest.mark.parametrize(("overrides", "secret"), [(DEMO, "<MomentoApiKeySecret>"), (EXISTING, SECRET_ARN)])
@@ -453,31 +331,23 @@ def test_functions_get_the_secret_arn_and_no_key(
     # Declared only so that sam local --env-vars can set them; empty in AWS.
     assert environment["MOMENTO_API_KEY"] == ""
     assert environment["MOMENTO_LOCAL_ENDPOINT"] == ""
-    assert overrides.get("MomentoApiKey", "unset") not in environment.values()
 
 
-def test_the_stack_makes_a_secret_only_when_given_the_key(transformed: dict[str, Any]) -> None:
+def test_the_stack_makes_a_secret_only_without_an_existing_one(transformed: dict[str, Any]) -> None:
     assert "MomentoApiKeySecret" in Deployment(transformed, **DEMO).resources()
     assert "MomentoApiKeySecret" not in Deployment(transformed, **EXISTING).resources()
 
 
-@pytest.mark.parametrize(
-    ("overrides", "accepted"),
-    [({}, False), (DEMO, True), ({"MomentoApiKeySecretArn": SECRET_ARN}, True), (DEMO | EXISTING, False)],
-)
-def test_rule_requires_exactly_one_api_key_source(
-    transformed: dict[str, Any], overrides: dict[str, str], accepted: bool
-) -> None:
-    deployment = Deployment(transformed, **overrides)
-    (assertion,) = transformed["Rules"]["OneMomentoApiKeySource"]["Assertions"]
-    assert deployment.truth(assertion["Assert"]) is accepted
-
-
-def paths_to(needle: Any, node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    if node == needle:
-        return [path]
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    return [found for key, child in children for found in paths_to(needle, child, (*path, key))]
+def test_outputs_give_the_command_that_puts_the_key_in(transformed: dict[str, Any]) -> None:
+    outputs = transformed["Outputs"]
+    command = outputs["PutMomentoApiKeyCommand"]
+    assert command["Condition"] == "CreateApiKeySecret"  # an existing secret already holds the key
+    assert Deployment(transformed, **DEMO).resolve(command["Value"]) == (
+        f"aws secretsmanager put-secret-value --region {REGION} --secret-id <MomentoApiKeySecret>"
+        " --secret-string '<your Momento API key>'"
+    )
+    for overrides, secret in ((DEMO, "<MomentoApiKeySecret>"), (EXISTING, SECRET_ARN)):
+        assert Deployment(transformed, **overrides).resolve(outputs["MomentoApiKeySecretArn"]["Value"]) == secret
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -546,39 +416,8 @@ def test_no_wildcard_resource_or_action_anywhere(transformed: dict[str, Any], ov
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Alarms and outputs
+# Outputs (the alarms': test_template_alarms.py)
 # ---------------------------------------------------------------------------------------------------------------
-
-ALARMS = ("DeadLetterQueueAlarm", "IteratorAgeAlarm", "FunctionErrorsAlarm")
-
-
-def test_alarms_watch_the_dlq_the_iterator_age_and_errors(transformed: dict[str, Any]) -> None:
-    alarms = {name: alarm["Properties"] for name, alarm in Deployment(transformed, **DEMO).resources().items()}
-    dlq = alarms["DeadLetterQueueAlarm"]
-    assert (dlq["Namespace"], dlq["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": "<DeadLetterQueue.QueueName>"}]
-    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-
-    age = alarms["IteratorAgeAlarm"]
-    (metric,) = [m["MetricStat"]["Metric"] for m in age["Metrics"] if "MetricStat" in m]
-    assert (metric["Namespace"], metric["MetricName"]) == ("AWS/Lambda", "IteratorAge")
-    assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": "<StreamProcessorFunction>"}]
-    (expression,) = [m for m in age["Metrics"] if m.get("ReturnData")]
-    assert expression["Expression"].endswith("/ 1000")  # IteratorAge is in ms, the threshold parameter in seconds
-    assert age["Threshold"] == "300"
-
-    errors = alarms["FunctionErrorsAlarm"]
-    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
-    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "<StreamProcessorFunction>"}]
-
-
-@pytest.mark.parametrize("alarm", ALARMS)
-def test_alarms_notify_the_optional_topic(transformed: dict[str, Any], alarm: str) -> None:
-    topic = f"arn:aws:sns:{REGION}:111122223333:ops"
-    notified = Deployment(transformed, **DEMO, AlarmTopicArn=topic).resources()[alarm]["Properties"]
-    silent = Deployment(transformed, **DEMO).resources()[alarm]["Properties"]
-    assert notified["AlarmActions"] == notified["OKActions"] == [topic]
-    assert "AlarmActions" not in silent and "OKActions" not in silent
 
 
 def test_outputs(transformed: dict[str, Any]) -> None:
@@ -591,16 +430,12 @@ def test_outputs(transformed: dict[str, Any]) -> None:
         "DeadLetterQueueUrl",
         "DemoTableName",
         "DemoTableStreamArn",
-        "DeadLetterQueueAlarmName",
-        "IteratorAgeAlarmName",
-        "FunctionErrorsAlarmName",
+        "MomentoApiKeySecretArn",
     ):
         assert name in outputs, name
     assert outputs["StreamProcessorFunctionArn"]["Value"] == {"Fn::GetAtt": ["StreamProcessorFunction", "Arn"]}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
     assert outputs["DemoTableStreamArn"]["Condition"] == outputs["DemoTableName"]["Condition"] == "CreateDemoTable"
-    for alarm in ALARMS:
-        assert outputs[f"{alarm}Name"]["Value"] == {"Ref": alarm}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -676,16 +511,13 @@ def test_default_parameters_give_a_valid_configuration(transformed: dict[str, An
 def test_every_allowed_number_gives_a_valid_configuration(
     source: dict[str, Any], transformed: dict[str, Any], bound: str
 ) -> None:
-    """The parameters' bounds are within what the code accepts (e.g. TOPIC_MAX_BYTES >= 256)."""
-    configuration = {
-        "DefaultTtlSeconds",
-        "MaxTtlSeconds",
-        "TopicMaxBytes",
-        "MaxInFlight",
-    }
-    values = {
-        name: str(source["Parameters"][name][bound]) for name in configuration if bound in source["Parameters"][name]
-    }
+    """The bounds of every number parameter the functions read are within what the code accepts (e.g.
+    DefaultTtlSeconds at most the fixed MAX_TTL_SECONDS)."""
+    variables = source["Globals"]["Function"]["Environment"]["Variables"]
+    read = {value["Ref"] for value in variables.values() if isinstance(value, dict) and "Ref" in value}
+    numbers = {name for name in read if source["Parameters"].get(name, {}).get("Type") == "Number"}
+    assert {"DefaultTtlSeconds", "MaxInFlight"} <= numbers
+    values = {name: str(source["Parameters"][name][bound]) for name in numbers if bound in source["Parameters"][name]}
     settings = load_settings(Deployment(transformed, **DEMO, **values).environment("StreamProcessorFunction"))
     assert settings.default_ttl_seconds <= settings.max_ttl_seconds
 

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from stream_processor.changes import stream_order
 from stream_processor.config import Settings, load_settings
 from stream_processor.dead_letters import DeadLetterQueue
+from stream_processor.dynamodb_json import json_type, path_name
 from stream_processor.executor import execute_plan
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import BatchSummary, log_causes, logger, metrics, publish_summary
@@ -55,8 +57,8 @@ class StreamProcessor:
             logger.error(
                 "not a DynamoDB stream batch: expected an object with a 'Records' list; nothing processed",
                 extra={
-                    "event_type": type(event).__name__,
-                    "event_keys": sorted(event)[:10] if isinstance(event, Mapping) else None,
+                    "event_type": json_type(event),
+                    "event_keys": sorted(map(path_name, event))[:10] if isinstance(event, Mapping) else None,
                 },
             )
             publish_summary(BatchSummary(duration_ms=_elapsed_ms(started)))
@@ -123,7 +125,8 @@ class StreamProcessor:
             logger.warning("poison record", extra={"sequence_number": record.sequence_number, "reason": record.reason})
         if self.dead_letters is None:
             log_causes(
-                "poison records reported instead of dead-lettered: DLQ_URL is not set", [f"{len(poison)} records"]
+                "poison records reported for retry instead of dead-lettered",
+                {"DLQ_URL is not set: set it to the URL of an SQS queue for poison records": len(poison)},
             )
             return poison
         unsent, errors = self.dead_letters.send(poison)
@@ -138,7 +141,7 @@ def _elapsed_ms(started: float) -> float:
 def _unique(sequence_numbers: list[str | None]) -> list[str]:
     """Distinct identifiers in stream order; a missing sequence number becomes "", which fails the whole batch."""
     seen = dict.fromkeys(number or "" for number in sequence_numbers)
-    return sorted(seen, key=lambda number: int(number) if number else -1)
+    return sorted(seen, key=stream_order)
 
 
 @cache

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stream_processor.changes import PoisonRecordError
-from stream_processor.dynamodb_json import InvalidAttributeValue, binary_text, number_text
+from stream_processor.dynamodb_json import InvalidAttributeValue, binary_text, json_type, number_text, path_name
 
 __all__ = ["CacheKeyBuilder", "KeyTemplateMismatch", "key_value_text"]
 
@@ -24,7 +24,7 @@ class KeyTemplateMismatch(LookupError):
         self.available = available
         super().__init__(
             f"KEY_TEMPLATE names {{{missing}}} but the table's key attributes are "
-            f"{', '.join(available)}: use only key attributes (and {{table}})"
+            f"{', '.join(map(path_name, available))}: use only key attributes (and {{table}})"
         )
 
     @property
@@ -32,21 +32,40 @@ class KeyTemplateMismatch(LookupError):
         return str(self)
 
 
-def key_value_text(value: Any) -> str:
-    """The text of one key attribute value (S, N or B); other types cannot be DynamoDB keys."""
+def key_value_text(value: Any, name: str = "") -> str:
+    """The text of one key attribute value (S, N or B, never empty); other types cannot be DynamoDB keys.
+
+    ``name`` is the key attribute's name, for the reason of a ``PoisonRecordError`` (which never shows the value).
+    """
+    where = f"dynamodb.Keys.{path_name(name)}" if name else "a key value"
     if isinstance(value, Mapping) and len(value) == 1:
         ((kind, data),) = value.items()
         try:
             if kind == "S" and isinstance(data, str):
                 data.encode("utf-8")  # a lone surrogate (hand-made event) has no UTF-8 form: no Momento key
-                return data
-            if kind == "N":
-                return number_text(data)
-            if kind == "B":
-                return binary_text(data)
-        except (InvalidAttributeValue, UnicodeEncodeError) as error:
-            raise PoisonRecordError(f"malformed key value: {error}") from None
-    raise PoisonRecordError(f"malformed record: key value {value!r:.80} is not an S, N or B attribute value")
+                text = data
+            elif kind == "N":
+                text = number_text(data)
+            elif kind == "B":
+                text = binary_text(data)
+            else:
+                text = None
+        except InvalidAttributeValue as error:
+            raise PoisonRecordError(f"malformed record: {where}.{kind} {error.problem}") from None
+        except UnicodeEncodeError:
+            raise PoisonRecordError(f"malformed record: {where}.S is not valid Unicode text (lone surrogate)") from None
+        if text == "":
+            raise PoisonRecordError(f"malformed record: {where}.{kind} is empty (DynamoDB key values never are)")
+        if text is not None:
+            return text
+    raise PoisonRecordError(f"malformed record: {where} must be an S, N or B attribute value, got {_key_type(value)}")
+
+
+def _key_type(value: Any) -> str:
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, data),) = value.items()
+        return f"{path_name(kind)} holding {json_type(data)}"
+    return json_type(value)
 
 
 class CacheKeyBuilder:
@@ -61,13 +80,13 @@ class CacheKeyBuilder:
     def cache_key(self, table: str, keys: Mapping[str, Any]) -> str:
         """The cache key of the item with these key attributes in ``table``."""
         if self.template is None:
-            return "#".join(key_value_text(keys[name]) for name in sorted(keys))
+            return "#".join(key_value_text(keys[name], name) for name in sorted(keys))
         values: dict[str, str] = {}
         for field in self._fields:
             if field == "table":
                 values[field] = table
             elif field in keys:
-                values[field] = key_value_text(keys[field])
+                values[field] = key_value_text(keys[field], field)
             else:
-                raise KeyTemplateMismatch(field, tuple(sorted(keys)))
+                raise KeyTemplateMismatch(field, tuple(sorted(map(str, keys))))
         return self.template.format_map(values)

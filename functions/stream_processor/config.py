@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "PLACEHOLDER_API_KEY",
     "POWERTOOLS_VARIABLES",
     "VARIABLES",
     "ConfigurationError",
@@ -23,6 +24,10 @@ __all__ = [
     "Variable",
     "load_settings",
 ]
+
+
+#: The value a secret holds before anyone put the Momento API key in it: treated like an empty secret ("no key yet").
+PLACEHOLDER_API_KEY = "PUT-YOUR-MOMENTO-API-KEY-HERE"
 
 
 class ConfigurationError(ValueError):
@@ -67,6 +72,12 @@ VARIABLES: tuple[Variable, ...] = (
         "4096",
         'Largest change message; larger ones are sent without images and with "truncated": true.',
     ),
+    Variable(
+        "TOPIC_PACKING",
+        "off",
+        "'on': consecutive change messages are packed into one topic message (a JSON array) of at most "
+        "TOPIC_MAX_BYTES; 'off': one topic message per change.",
+    ),
     Variable("MAX_IN_FLIGHT", "64", "Most Momento requests in flight at once."),
     Variable(
         "DLQ_URL",
@@ -88,7 +99,10 @@ VARIABLES: tuple[Variable, ...] = (
         "or the backfill request.",
     ),
     Variable(
-        "MOMENTO_LOCAL_ENDPOINT", None, "host:port of a plaintext local Momento-compatible server; no key is used."
+        "MOMENTO_LOCAL_ENDPOINT",
+        None,
+        "host:port of a plaintext local Momento-compatible server; with MOMENTO_API_KEY_SECRET or MOMENTO_API_KEY "
+        "the key is sent to it as the token (in plaintext), otherwise no key is used.",
     ),
 )
 
@@ -118,9 +132,10 @@ class MomentoConnection:
         return self.local_host is not None
 
     def __repr__(self) -> str:  # the key must never reach a log line
-        if self.is_local:
-            return f"MomentoConnection(local={self.local_host}:{self.local_port})"
         source = f"secret={self.api_key_secret}" if self.api_key_secret else "api_key=<redacted>"
+        if self.is_local:
+            token = f", {source}" if self.api_key_secret or self.api_key else ""
+            return f"MomentoConnection(local={self.local_host}:{self.local_port}{token})"
         return f"MomentoConnection({source}, endpoint={self.endpoint})"
 
     __str__ = __repr__
@@ -139,6 +154,7 @@ class Settings:
     include_attributes: frozenset[str] | None
     exclude_attributes: frozenset[str]
     topic_max_bytes: int
+    topic_packing: bool
     max_in_flight: int
     dlq_url: str | None
     table_name: str | None
@@ -207,11 +223,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         include_attributes=include,
         exclude_attributes=exclude,
         topic_max_bytes=topic_max_bytes,
+        topic_packing=_switch(text, "TOPIC_PACKING"),
         max_in_flight=positive_int("MAX_IN_FLIGHT"),
         dlq_url=text("DLQ_URL"),
         table_name=text("TABLE_NAME"),
         momento=_momento_connection(text),
     )
+
+
+def _switch(text, name: str) -> bool:
+    raw = text(name) or _DEFAULTS[name]
+    if raw.lower() not in ("on", "off"):
+        raise ConfigurationError(f"{name} must be 'on' or 'off', got {raw!r}")
+    return raw.lower() == "on"
 
 
 def _meaning(name: str) -> str:
@@ -240,24 +264,23 @@ def _momento_connection(text) -> MomentoConnection:
     secret = text("MOMENTO_API_KEY_SECRET")
     api_key = text("MOMENTO_API_KEY")
     endpoint = text("MOMENTO_ENDPOINT")
-    sources = [
-        name
-        for name, value in (
-            ("MOMENTO_LOCAL_ENDPOINT", local),
-            ("MOMENTO_API_KEY_SECRET", secret),
-            ("MOMENTO_API_KEY", api_key),
-        )
-        if value
-    ]
-    if len(sources) != 1:
+    keys = [name for name, value in (("MOMENTO_API_KEY_SECRET", secret), ("MOMENTO_API_KEY", api_key)) if value]
+    if len(keys) > 1 or not (keys or local):
         raise ConfigurationError(
             "set exactly one of MOMENTO_API_KEY_SECRET (Secrets Manager secret id holding the API key), "
-            "MOMENTO_API_KEY (the key, local use) or MOMENTO_LOCAL_ENDPOINT (host:port of a local server); "
-            f"got {', '.join(sources) if sources else 'none'}"
+            "MOMENTO_API_KEY (the key, local use) or MOMENTO_LOCAL_ENDPOINT (host:port of a local server, "
+            "optionally with one of the two key sources for a server that requires a token); "
+            f"got {', '.join(keys) if keys else 'none'}"
         )
     if local:
+        if endpoint:
+            raise ConfigurationError(
+                "MOMENTO_ENDPOINT and MOMENTO_LOCAL_ENDPOINT exclude each other: unset one of them"
+            )
         match = _HOST_PORT.match(local)
         if not match or not 0 < int(match["port"]) < 65536:
             raise ConfigurationError(f"MOMENTO_LOCAL_ENDPOINT must be host:port, got {local!r}")
-        return MomentoConnection(local_host=match["host"].strip("[]"), local_port=int(match["port"]))
+        return MomentoConnection(
+            api_key_secret=secret, api_key=api_key, local_host=match["host"].strip("[]"), local_port=int(match["port"])
+        )
     return MomentoConnection(api_key_secret=secret, api_key=api_key, endpoint=endpoint)

@@ -1,9 +1,14 @@
-"""DynamoDB attribute values (the stream's typed JSON) to compact plain JSON text, numbers kept exact.
+"""DynamoDB attribute values (the stream's typed JSON) to compact plain JSON text, numbers kept exact, types strict.
 
 boto3's ``TypeDeserializer`` turns numbers into ``Decimal`` and the standard ``json`` module cannot write a Decimal
 without going through float, which loses digits (``12345678901234567890.123456789``). So attribute values are written
 straight to JSON text here: N keeps the exact digits DynamoDB sent, B and BS stay the base64 text the stream carries,
 S/BOOL/NULL/M/L/SS/NS map to their JSON counterparts.
+
+Values are checked exactly as DynamoDB sends them: N and NS members are strings holding a DynamoDB number (at most 38
+significant digits, magnitude 1E-130 to 9.99...E+125), B and BS members base64 text, BOOL a boolean, NULL true, sets
+non-empty, nesting at most 32 levels. Anything else raises ``InvalidAttributeValue`` whose text names the attribute
+path and the JSON type found, never the value (reasons reach log lines and the dead-letter queue).
 """
 
 from __future__ import annotations
@@ -16,24 +21,51 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 __all__ = [
+    "MAX_NESTING",
     "InvalidAttributeValue",
     "RawJson",
     "attribute_map_json",
     "attribute_value_json",
+    "binary_text",
     "json_object",
+    "json_type",
     "number_text",
+    "path_name",
     "project",
 ]
 
 AttributeValue = Mapping[str, Any]
 AttributeMap = Mapping[str, AttributeValue]
 
+#: DynamoDB's limit on nested attribute depth (maps and lists inside maps and lists).
+MAX_NESTING = 32
+_MAX_DIGITS = 38
+_MIN_EXPONENT, _MAX_EXPONENT = -130, 125
+
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # UTF-8 output: no \u escapes
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
+# What DynamoDB accepts as number text (hand-written events: "+1", ".5", "1.", "007"); ASCII digits only.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+_SET_KINDS = frozenset({"SS", "NS", "BS"})
 
 
 class InvalidAttributeValue(ValueError):
-    """An attribute value is not a well-formed DynamoDB attribute value."""
+    """An attribute value is not a well-formed DynamoDB attribute value.
+
+    ``path`` locates it (``.Stations[2].N``, relative to where the writing started), ``problem`` says what is wrong
+    with it; neither ever holds the value itself.
+    """
+
+    def __init__(self, problem: str, path: str = "") -> None:
+        self.problem = problem
+        self.path = path
+        super().__init__(f"{path.lstrip('.')} {problem}" if path else problem)
+
+    def within(self, prefix: str) -> InvalidAttributeValue:
+        """The same problem, located under ``prefix`` (an attribute name segment, a list index, an image name)."""
+        return InvalidAttributeValue(self.problem, prefix + self.path)
 
 
 class RawJson(str):
@@ -42,48 +74,86 @@ class RawJson(str):
     __slots__ = ()
 
 
+def json_type(value: Any) -> str:
+    """The JSON type of a value, with its article, for error texts that must not show the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def path_name(name: Any) -> str:
+    """An attribute name as a path segment: as is when printable, escaped otherwise, at most 64 characters."""
+    text = name if isinstance(name, str) and name.isprintable() and name else ascii(name)
+    return text if len(text) <= 64 else text[:63] + "…"
+
+
 def number_text(value: Any) -> str:
-    """The JSON text of a DynamoDB number with its exact digits (never through float)."""
-    if isinstance(value, str) and _JSON_NUMBER.match(value):
-        return value
-    # DynamoDB sends normalised numbers; anything else (hand-written events: "+1", ".5", "1.") is normalised here.
+    """The JSON text of a DynamoDB number (N) with its exact digits (never through float)."""
+    if not isinstance(value, str):
+        raise InvalidAttributeValue(f"must be a string holding a number, got {json_type(value)}")
+    if len(value) <= 40 and _PLAIN_NUMBER.match(value):
+        digits = len(value) - value.startswith("-") - ("." in value)
+        if digits <= _MAX_DIGITS:  # so at most 38 significant digits and well inside DynamoDB's magnitude range
+            return value
+    if not _NUMBER_TEXT.match(value):
+        raise InvalidAttributeValue("must be a string holding a number, got a string that is not a number")
     try:
-        number = Decimal(value) if isinstance(value, (str, int)) else None
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite():
-        raise InvalidAttributeValue(f"N value {value!r} is not a number")
-    text = str(number)
-    if not _JSON_NUMBER.match(text):  # pragma: no cover - str(Decimal) of a finite number is always JSON
-        raise InvalidAttributeValue(f"N value {value!r} is not a number")
-    return text
+        number = Decimal(value)
+    except InvalidOperation:  # an exponent too large to represent at all
+        raise InvalidAttributeValue("is a number outside DynamoDB's range (1E-130 to 9.99E+125)") from None
+    if number:
+        significant = "".join(map(str, number.as_tuple().digits)).strip("0")
+        if len(significant) > _MAX_DIGITS:
+            raise InvalidAttributeValue(f"is a number with more than {_MAX_DIGITS} significant digits")
+        if not _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+            raise InvalidAttributeValue("is a number outside DynamoDB's range (1E-130 to 9.99E+125)")
+    # DynamoDB sends normalised numbers, kept as they are; hand-written ones ("+1", ".5") are normalised here.
+    return value if _JSON_NUMBER.match(value) else str(number)
 
 
 def binary_text(value: Any) -> str:
     """The base64 text of a B value: as the stream sends it, or encoded when boto3 already decoded it to bytes."""
     if isinstance(value, str):
+        if not _BASE64.match(value):
+            raise InvalidAttributeValue("must be base64 text, got a string that is not base64")
         return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if isinstance(value, (bytes, bytearray, memoryview)):  # table reads: boto3 decodes B to bytes
         return base64.b64encode(bytes(value)).decode("ascii")
-    value = getattr(value, "value", None)  # boto3.dynamodb.types.Binary
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    raise InvalidAttributeValue("B value is neither base64 text nor bytes")
+    raw = getattr(value, "value", None)  # boto3.dynamodb.types.Binary
+    if isinstance(raw, bytes):
+        return base64.b64encode(raw).decode("ascii")
+    raise InvalidAttributeValue(f"must be base64 text, got {json_type(value)}")
 
 
 def attribute_value_json(value: AttributeValue) -> str:
     """One attribute value as compact JSON text."""
     out: list[str] = []
-    _write_value(value, out)
+    _write_value(value, out, 0)
     return "".join(out)
 
 
-def attribute_map_json(image: AttributeMap) -> str:
-    """An item image (attribute name to attribute value) as a compact JSON object."""
+def attribute_map_json(image: AttributeMap, where: str = "") -> str:
+    """An item image (attribute name to attribute value) as a compact JSON object.
+
+    ``where`` names the image in errors (``dynamodb.NewImage``): the error path then starts there.
+    """
     if not isinstance(image, Mapping):
-        raise InvalidAttributeValue("an item image must be a map of attribute names to attribute values")
+        raise InvalidAttributeValue(f"must be a map of attribute names to values, got {json_type(image)}", where)
     out: list[str] = []
-    _write_map(image, out)
+    try:
+        _write_map(image, out, 0)
+    except InvalidAttributeValue as error:
+        raise error.within(where) from None
     return "".join(out)
 
 
@@ -105,83 +175,110 @@ def json_object(members: Iterable[tuple[str, Any]]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def _write_map(image: AttributeMap, out: list[str]) -> None:
+def _write_map(image: AttributeMap, out: list[str], depth: int) -> None:
     out.append("{")
     first = True
     for name, value in image.items():
         if not isinstance(name, str):
-            raise InvalidAttributeValue(f"attribute name {name!r} is not a string")
-        _check_unicode(name, "attribute name")
+            raise InvalidAttributeValue(f"has an attribute name that is {json_type(name)}, not a string")
         if not first:
             out.append(",")
         first = False
-        out.append(_encode_string(name))
-        out.append(":")
         try:
-            _write_value(value, out)
+            _check_unicode(name, "is an attribute name that is not valid Unicode text (lone surrogate)")
+            out.append(_encode_string(name))
+            out.append(":")
+            _write_value(value, out, depth)
         except InvalidAttributeValue as error:
-            raise InvalidAttributeValue(f"attribute {name!r}: {error}") from None
+            raise error.within(f".{path_name(name)}") from None
     out.append("}")
 
 
-def _write_list(values: Any, out: list[str], write_item) -> None:
-    if not isinstance(values, (list, tuple, set, frozenset)):
-        raise InvalidAttributeValue("a list or set value must be an array")
+def _write_value(value: AttributeValue, out: list[str], depth: int) -> None:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        what = f"an object with {len(value)} members" if isinstance(value, Mapping) else json_type(value)
+        raise InvalidAttributeValue(f"must be a DynamoDB attribute value (an object with one type), got {what}")
+    ((kind, data),) = value.items()
+    try:
+        if kind == "S":
+            if not isinstance(data, str):
+                raise InvalidAttributeValue(f"must be a string, got {json_type(data)}")
+            _check_unicode(data, "is not valid Unicode text (lone surrogate)")
+            out.append(_encode_string(data))
+        elif kind == "N":
+            out.append(number_text(data))
+        elif kind == "B":
+            out.append(_encode_string(binary_text(data)))
+        elif kind == "BOOL":
+            if not isinstance(data, bool):
+                raise InvalidAttributeValue(f"must be a boolean, got {json_type(data)}")
+            out.append("true" if data else "false")
+        elif kind == "NULL":
+            if data is not True:
+                raise InvalidAttributeValue(f"must be true, got {'false' if data is False else json_type(data)}")
+            out.append("null")
+        elif kind == "M":
+            if not isinstance(data, Mapping):
+                raise InvalidAttributeValue(f"must be a map, got {json_type(data)}")
+            _check_depth(depth)
+            _write_map(data, out, depth + 1)
+        elif kind == "L":
+            if not isinstance(data, (list, tuple)):
+                raise InvalidAttributeValue(f"must be a list, got {json_type(data)}")
+            _check_depth(depth)
+            out.append("[")
+            for index, item in enumerate(data):
+                if index:
+                    out.append(",")
+                try:
+                    _write_value(item, out, depth + 1)
+                except InvalidAttributeValue as error:
+                    raise error.within(f"[{index}]") from None
+            out.append("]")
+        elif kind in _SET_KINDS:
+            _write_set(kind, data, out)
+        else:
+            raise InvalidAttributeValue("is not a DynamoDB type (S, N, B, BOOL, NULL, M, L, SS, NS or BS)")
+    except InvalidAttributeValue as error:
+        if error.path:
+            raise  # a member's problem (map, list, set): its path already says where
+        raise error.within(f".{path_name(kind)}") from None
+
+
+def _write_set(kind: str, members: Any, out: list[str]) -> None:
+    if not isinstance(members, (list, tuple)):
+        raise InvalidAttributeValue(f"must be a list of set members, got {json_type(members)}")
+    if not members:
+        raise InvalidAttributeValue("must not be empty (DynamoDB sets have at least one member)")
     out.append("[")
-    for index, item in enumerate(values):
+    for index, member in enumerate(members):
         if index:
             out.append(",")
-        write_item(item, out)
+        try:
+            if kind == "SS":
+                if not isinstance(member, str):
+                    raise InvalidAttributeValue(f"must be a string, got {json_type(member)}")
+                _check_unicode(member, "is not valid Unicode text (lone surrogate)")
+                out.append(_encode_string(member))
+            elif kind == "NS":
+                out.append(number_text(member))
+            else:
+                out.append(_encode_string(binary_text(member)))
+        except InvalidAttributeValue as error:
+            raise error.within(f".{kind}[{index}]") from None
     out.append("]")
 
 
-def _write_value(value: AttributeValue, out: list[str]) -> None:
-    if not isinstance(value, Mapping) or len(value) != 1:
-        raise InvalidAttributeValue(f"{value!r:.80} is not a DynamoDB attribute value (one type, one value)")
-    ((kind, data),) = value.items()
-    if kind == "S":
-        if not isinstance(data, str):
-            raise InvalidAttributeValue("S value is not a string")
-        _check_unicode(data, "S value")
-        out.append(_encode_string(data))
-    elif kind == "N":
-        out.append(number_text(data))
-    elif kind == "BOOL":
-        if not isinstance(data, bool):
-            raise InvalidAttributeValue("BOOL value is not a boolean")
-        out.append("true" if data else "false")
-    elif kind == "NULL":
-        out.append("null")
-    elif kind == "M":
-        if not isinstance(data, Mapping):
-            raise InvalidAttributeValue("M value is not a map")
-        _write_map(data, out)
-    elif kind == "L":
-        _write_list(data, out, _write_value)
-    elif kind == "SS":
-        _write_list(data, out, _write_set_string)
-    elif kind == "NS":
-        _write_list(data, out, lambda item, sink: sink.append(number_text(item)))
-    elif kind == "B":
-        out.append(_encode_string(binary_text(data)))
-    elif kind == "BS":
-        _write_list(data, out, lambda item, sink: sink.append(_encode_string(binary_text(item))))
-    else:
-        raise InvalidAttributeValue(f"unknown DynamoDB type {kind!r}")
+def _check_depth(depth: int) -> None:
+    if depth >= MAX_NESTING:
+        raise InvalidAttributeValue(f"is nested deeper than DynamoDB's {MAX_NESTING} levels")
 
 
-def _write_set_string(item: Any, out: list[str]) -> None:
-    if not isinstance(item, str):
-        raise InvalidAttributeValue("SS member is not a string")
-    _check_unicode(item, "SS member")
-    out.append(_encode_string(item))
-
-
-def _check_unicode(text: str, what: str) -> None:
+def _check_unicode(text: str, problem: str) -> None:
     """Reject text that has no UTF-8 form (a lone surrogate, possible only in a hand-made event)."""
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidAttributeValue(f"{what} is not valid Unicode text (lone surrogate)") from None
+        raise InvalidAttributeValue(problem) from None

@@ -7,7 +7,9 @@ sequenceNumber, table, key and expired; a change whose message cannot fit at all
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from stream_processor.changes import Change, PoisonRecordError
 from stream_processor.dynamodb_json import InvalidAttributeValue, RawJson, attribute_map_json, json_object, project
@@ -26,9 +28,9 @@ class MessageFormat:
     def change_message(self, change: Change, cache_key: str, *, redriven: bool = False) -> bytes:
         """The encoded change message; raises ``PoisonRecordError`` when the change cannot be encoded or fit."""
         try:
-            keys = RawJson(attribute_map_json(change.keys))
-            new_image = self._image(change.new_image)
-            old_image = self._image(change.old_image)
+            keys = RawJson(attribute_map_json(change.keys, "dynamodb.Keys"))
+            new_image = self._image(change.new_image, "dynamodb.NewImage")
+            old_image = self._image(change.old_image, "dynamodb.OldImage")
         except InvalidAttributeValue as error:
             raise PoisonRecordError(f"malformed record: {error}") from None
         head = [
@@ -62,7 +64,7 @@ class MessageFormat:
             f"(cache key of {len(cache_key.encode('utf-8'))} bytes)"
         )
 
-    def _image(self, image) -> RawJson | None:
+    def _image(self, image: Mapping[str, Any] | None, where: str) -> RawJson | None:
         if image is None:
             return None
-        return RawJson(attribute_map_json(project(image, self.include, self.exclude)))
+        return RawJson(attribute_map_json(project(image, self.include, self.exclude), where))

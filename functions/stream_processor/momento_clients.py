@@ -1,64 +1,40 @@
-"""Momento clients for the container's lifetime: credentials, one event loop, and the three calls the executor makes.
+"""Momento clients for the container's lifetime: one event loop, the SDK clients, the three calls the executor makes.
 
 The SDK's async clients are bound to the event loop they first ran on (a client created under one ``asyncio.run()``
 fails under the next), so the container keeps ONE loop and runs every invocation on it with ``run_until_complete``.
 Clients use ``Configurations.Lambda`` (keepalive off: Lambda freezes the CPU between invocations).
+
+Key rotation: with ``MOMENTO_API_KEY_SECRET``, a call refused for authentication makes the runtime re-read the secret
+(bypassing Powertools' cache), open new clients with the new key on the same loop, retry the call once, and close the
+old clients once their last call has returned. Calls that fail together wait for one re-read; after a re-read, the
+next one waits ``key_recheck_seconds``, so a key that is really refused costs one secret read per period, not one per
+call. Only when the secret's current key is refused too is the failure systemic.
 """
 
 from __future__ import annotations
 
 import asyncio
-import warnings
-from collections.abc import Coroutine
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from momento import CacheClientAsync, Configurations, CredentialProvider, TopicClientAsync, TopicConfigurations
+from momento.errors import MomentoErrorCode
 from momento.responses import CacheDelete, CacheSet, TopicPublish
 
 from stream_processor.config import ConfigurationError, MomentoConnection, Settings
-from stream_processor.momento_errors import CallFailure, classify
+from stream_processor.momento_credentials import credential_provider, read_api_key
+from stream_processor.momento_errors import CallFailure, MomentoTarget, classify
+from stream_processor.observability import logger
 
-__all__ = ["MomentoRuntime", "credential_provider"]
+__all__ = ["MomentoRuntime", "credential_provider", "read_api_key"]  # the credentials, re-exported for callers
 
 T = TypeVar("T")
 #: Longest a single cache call can take (Configurations.Lambda's deadline) and a publish (TopicConfigurations.Default).
 CACHE_CALL_SECONDS = 1.1
 PUBLISH_CALL_SECONDS = 5.0
-
-
-def credential_provider(connection: MomentoConnection) -> CredentialProvider:
-    """The SDK credential provider for the configured connection; the API key is read from the secret if needed."""
-    if connection.is_local:
-        return CredentialProvider.for_momento_local(connection.local_host, connection.local_port)
-    if connection.api_key_secret:
-        from aws_lambda_powertools.utilities import parameters  # boto3 is only imported when a secret is used
-
-        try:
-            api_key = parameters.get_secret(connection.api_key_secret, max_age=300)
-        except Exception as error:
-            raise ConfigurationError(
-                f"MOMENTO_API_KEY_SECRET: cannot read secret {connection.api_key_secret!r}: "
-                f"{type(error).__name__} (check the secret id and the function's secretsmanager:GetSecretValue)"
-            ) from None
-        source = "MOMENTO_API_KEY_SECRET"
-    else:
-        api_key = connection.api_key
-        source = "MOMENTO_API_KEY"
-    api_key = (api_key or "").strip()
-    if not api_key:
-        raise ConfigurationError(f"{source} gives an empty Momento API key")
-    try:
-        if connection.endpoint:
-            return CredentialProvider.from_api_key_v2(api_key, connection.endpoint)
-        with warnings.catch_warnings():  # legacy keys carry their endpoint; the SDK marks this path deprecated
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return CredentialProvider.from_string(api_key)
-    except Exception as error:
-        hint = "a v2 key with MOMENTO_ENDPOINT" if connection.endpoint else "set MOMENTO_ENDPOINT for v2 keys"
-        raise ConfigurationError(
-            f"{source} does not hold a usable Momento API key ({type(error).__name__}; {hint})"
-        ) from None
 
 
 def _reuse_cache_stubs(cache: CacheClientAsync) -> bool:
@@ -79,27 +55,78 @@ def _reuse_cache_stubs(cache: CacheClientAsync) -> bool:
     return True
 
 
+def _target(connection: MomentoConnection, credentials: CredentialProvider, cache: str, topic: str) -> MomentoTarget:
+    """What failure causes name: the cache and topic, the endpoint and its variable, where the key comes from."""
+    if connection.is_local:
+        endpoint, variable = f"{connection.local_host}:{connection.local_port}", "MOMENTO_LOCAL_ENDPOINT"
+    else:
+        endpoint = f"{credentials.cache_endpoint}:{credentials.port}"
+        variable = "MOMENTO_ENDPOINT" if connection.endpoint else None
+    if connection.api_key_secret:
+        key_source = f"the secret {connection.api_key_secret!r} named by MOMENTO_API_KEY_SECRET"
+    else:
+        key_source = "MOMENTO_API_KEY" if connection.api_key else None
+    return MomentoTarget(cache, topic, endpoint, variable, key_source)
+
+
+@dataclasses.dataclass(eq=False)
+class _Clients:
+    """One generation of SDK clients (one API key), and how many calls are using it right now."""
+
+    cache: CacheClientAsync
+    topics: TopicClientAsync
+    in_flight: int = 0
+    retired: bool = False
+    closed: bool = False
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.cache.__aexit__(None, None, None)  # the async cache client only closes as a context manager
+            await self.topics.close()
+
+    async def retire(self) -> None:
+        """Close clients replaced by newer ones: a failure to close costs a log line, never the call that closes."""
+        try:
+            await self.close()
+        except Exception as error:
+            logger.warning("closing replaced Momento clients failed", extra={"error": f"{type(error).__name__}"})
+
+
 class MomentoRuntime:
     """One event loop and the Momento clients bound to it, kept for the container's lifetime."""
 
     cache_call_seconds = CACHE_CALL_SECONDS
     publish_call_seconds = PUBLISH_CALL_SECONDS
+    #: Least time between two re-reads of the secret after authentication failures.
+    key_recheck_seconds = 30.0
 
-    def __init__(self, connection: MomentoConnection, cache_name: str, topic_name: str, default_ttl: timedelta):
+    def __init__(
+        self,
+        connection: MomentoConnection,
+        cache_name: str,
+        topic_name: str,
+        default_ttl: timedelta,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.connection = connection
         self.cache_name = cache_name
         self.topic_name = topic_name
+        self.default_ttl = default_ttl
         self.loop = asyncio.new_event_loop()
-        credentials = credential_provider(connection)
-
-        async def build() -> tuple[CacheClientAsync, TopicClientAsync]:
-            # Built inside the loop so the gRPC channels bind to it.
-            return (
-                CacheClientAsync(Configurations.Lambda.latest(), credentials, default_ttl),
-                TopicClientAsync(TopicConfigurations.Default.latest(), credentials),
-            )
-
-        self.cache, self.topics = self.loop.run_until_complete(build())
-        self.reuses_stubs = _reuse_cache_stubs(self.cache)
+        self._clock = clock
+        self._api_key = read_api_key(connection)
+        self.target = MomentoTarget()
+        self.reuses_stubs = False
+        self._clients = self.loop.run_until_complete(self._open(self._api_key))
+        self._retired: list[_Clients] = []
+        self._key_lock = asyncio.Lock()
+        self._last_key_read: float | None = None  # clock time of the last re-read after an authentication failure
+        self._key_problem: str | None = None  # why the last re-read gave no usable key
+        #: Re-reads of the secret after authentication failures, and how many of them brought a new key.
+        self.key_reads = 0
+        self.key_changes = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MomentoRuntime:
@@ -108,27 +135,121 @@ class MomentoRuntime:
             settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
         )
 
+    @property
+    def cache(self) -> CacheClientAsync:
+        """The current cache client (replaced when the API key changes)."""
+        return self._clients.cache
+
+    @property
+    def topics(self) -> TopicClientAsync:
+        """The current topic client (replaced when the API key changes)."""
+        return self._clients.topics
+
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine to completion on the container's loop."""
         return self.loop.run_until_complete(coroutine)
 
     async def set(self, key: str, value: bytes, ttl_ms: int) -> CallFailure | None:
-        response = await self.cache.set(self.cache_name, key, value, timedelta(milliseconds=ttl_ms))
-        return None if isinstance(response, CacheSet.Success) else classify(response)
+        ttl = timedelta(milliseconds=ttl_ms)
+        return await self._call(lambda clients: clients.cache.set(self.cache_name, key, value, ttl), CacheSet.Success)
 
     async def delete(self, key: str) -> CallFailure | None:
-        response = await self.cache.delete(self.cache_name, key)
-        return None if isinstance(response, CacheDelete.Success) else classify(response)
+        return await self._call(lambda clients: clients.cache.delete(self.cache_name, key), CacheDelete.Success)
 
     async def publish(self, message: bytes) -> CallFailure | None:
         # Published as text: change messages are UTF-8 JSON and subscribers (browsers, SDKs) read them as text.
-        response = await self.topics.publish(self.cache_name, self.topic_name, message.decode("utf-8"))
-        return None if isinstance(response, TopicPublish.Success) else classify(response)
+        text = message.decode("utf-8")
+        return await self._call(
+            lambda clients: clients.topics.publish(self.cache_name, self.topic_name, text), TopicPublish.Success
+        )
 
     def close(self) -> None:
         async def close_clients() -> None:
-            await self.cache.__aexit__(None, None, None)  # the async cache client only closes as a context manager
-            await self.topics.close()
+            for clients in [*self._retired, self._clients]:
+                await clients.close()
 
         self.loop.run_until_complete(close_clients())
         self.loop.close()
+
+    # --- calls, and the key rotation behind them ---------------------------------------------------------------
+
+    async def _call(self, operation: Callable[[_Clients], Awaitable[Any]], success: type) -> CallFailure | None:
+        clients = self._clients
+        response = await self._on(clients, operation)
+        if isinstance(response, success):
+            return None
+        if _refused_key(response) and await self._renew_key(clients):
+            response = await self._on(self._clients, operation)
+            if isinstance(response, success):
+                return None
+        failure = classify(response, self.target)
+        if _refused_key(response) and self._key_problem:
+            return CallFailure(failure.kind, f"{failure.cause}; re-reading the secret: {self._key_problem}")
+        return failure
+
+    async def _on(self, clients: _Clients, operation: Callable[[_Clients], Awaitable[T]]) -> T:
+        clients.in_flight += 1
+        try:
+            return await operation(clients)
+        finally:
+            clients.in_flight -= 1
+            if clients.retired and not clients.in_flight:
+                await clients.retire()
+                self._retired.remove(clients)
+
+    async def _renew_key(self, refused: _Clients) -> bool:
+        """After ``refused`` failed to authenticate: whether newer clients are there to retry with.
+
+        One call at a time re-reads the secret (the others wait on the lock and then find the new clients, or the
+        recent re-read); a re-read bypasses Powertools' cache and happens at most once per ``key_recheck_seconds``.
+        """
+        if not self.connection.api_key_secret:
+            return False
+        async with self._key_lock:
+            if self._clients is not refused:
+                return True  # another call renewed the key meanwhile
+            now = self._clock()
+            if self._last_key_read is not None and now - self._last_key_read < self.key_recheck_seconds:
+                return False  # the secret was re-read moments ago: its key is the one refused
+            self._last_key_read = now
+            self.key_reads += 1
+            try:
+                # A blocking read on the loop: every call that needs the key is waiting for it anyway.
+                api_key = read_api_key(self.connection, fresh=True)
+                if api_key == self._api_key:
+                    self._key_problem = None
+                    logger.warning(
+                        "Momento refused the API key and the secret still holds the same key",
+                        extra={"secret": self.connection.api_key_secret},
+                    )
+                    return False
+                fresh = await self._open(api_key)
+            except ConfigurationError as problem:
+                self._key_problem = str(problem)
+                return False
+            self._key_problem = None
+            self._api_key, self._clients = api_key, fresh
+            self.key_changes += 1
+            logger.info(
+                "Momento API key re-read from the secret after an authentication failure: new clients in use",
+                extra={"secret": self.connection.api_key_secret},
+            )
+            refused.retired = True
+            if refused.in_flight:
+                self._retired.append(refused)  # closed by its last call
+            else:
+                await refused.retire()
+            return True
+
+    async def _open(self, api_key: str | None) -> _Clients:
+        """Clients for this key, opened inside the loop so that their gRPC channels bind to it."""
+        credentials = credential_provider(self.connection, api_key)
+        cache = CacheClientAsync(Configurations.Lambda.latest(), credentials, self.default_ttl)
+        topics = TopicClientAsync(TopicConfigurations.Default.latest(), credentials)
+        self.reuses_stubs = _reuse_cache_stubs(cache)
+        self.target = _target(self.connection, credentials, self.cache_name, self.topic_name)
+        return _Clients(cache, topics)
+
+
+def _refused_key(response: Any) -> bool:
+    return getattr(response, "error_code", None) is MomentoErrorCode.AUTHENTICATION_ERROR

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from momento.errors import MomentoErrorCode
 
-__all__ = ["CallFailure", "FailureKind", "classify", "error_trailer", "grpc_status"]
+__all__ = ["CallFailure", "FailureKind", "MomentoTarget", "classify", "error_trailer", "grpc_details", "grpc_status"]
 
 
 class FailureKind(enum.Enum):
@@ -31,6 +31,24 @@ class CallFailure:
     cause: str
 
 
+@dataclass(frozen=True, slots=True)
+class MomentoTarget:
+    """What the calls are aimed at, so that a failure's cause names the thing to fix (never the API key)."""
+
+    cache_name: str | None = None
+    topic_name: str | None = None
+    #: host:port the data calls go to, and the variable that sets it (None: the endpoint the API key carries)
+    endpoint: str | None = None
+    endpoint_variable: str | None = None
+    #: where the API key comes from, e.g. "the secret 'prod/momento' named by MOMENTO_API_KEY_SECRET"
+    key_source: str | None = None
+
+    def endpoint_fix(self) -> str:
+        if self.endpoint_variable:
+            return f"check {self.endpoint_variable}"
+        return "check the API key (its endpoint) and MOMENTO_ENDPOINT"
+
+
 _RETRYABLE = frozenset(
     {
         MomentoErrorCode.TIMEOUT_ERROR,
@@ -43,6 +61,10 @@ _RETRYABLE = frozenset(
     }
 )
 _POISON = frozenset({MomentoErrorCode.INVALID_ARGUMENT_ERROR, MomentoErrorCode.BAD_REQUEST_ERROR})
+# Retryable failures that mean the endpoint did not answer: their cause names it.
+_UNREACHABLE = frozenset(
+    {MomentoErrorCode.SERVER_UNAVAILABLE, MomentoErrorCode.CONNECTION_ERROR, MomentoErrorCode.TIMEOUT_ERROR}
+)
 _SIZE_LIMITS = frozenset({"item_size_limit_exceeded", "request_size_limit_exceeded", "element_size_limit_exceeded"})
 _FIXES = {
     MomentoErrorCode.AUTHENTICATION_ERROR: "the Momento API key is invalid or expired: update the secret named by "
@@ -70,6 +92,15 @@ def error_trailer(error: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def grpc_details(error: Any) -> str:
+    """The status details the service (or the gRPC channel) answered with; empty when there are none."""
+    try:
+        details = error.inner_exception.transport_details.grpc.details
+    except AttributeError:
+        return ""
+    return details if isinstance(details, str) else ""
+
+
 def grpc_status(error: Any) -> grpc.StatusCode | None:
     """The gRPC status the service answered with, when the error came from the service."""
     try:
@@ -78,19 +109,34 @@ def grpc_status(error: Any) -> grpc.StatusCode | None:
         return None
 
 
-def classify(error: Any) -> CallFailure:
-    """The failure kind of an SDK ``Error`` response (anything with ``error_code`` and ``message``)."""
+def classify(error: Any, target: MomentoTarget | None = None) -> CallFailure:
+    """The failure kind of an SDK ``Error`` response (anything with ``error_code`` and ``message``).
+
+    With a ``target``, causes name the cache, the endpoint and the variable to change.
+    """
     code = getattr(error, "error_code", MomentoErrorCode.UNKNOWN_ERROR)
     name = getattr(code, "name", str(code))
+    target = target or MomentoTarget()
     # The SDK files both of these under BAD_REQUEST_ERROR; neither says that this one request can never succeed.
     status = grpc_status(error)
     if status is grpc.StatusCode.UNKNOWN:
         return CallFailure(FailureKind.RETRYABLE, "UNKNOWN_SERVICE_ERROR")
     if status is grpc.StatusCode.UNIMPLEMENTED:
+        if target.endpoint:
+            where, fix = f" at {target.endpoint}", target.endpoint_fix()
+        else:
+            where, fix = "", "check MOMENTO_ENDPOINT / MOMENTO_LOCAL_ENDPOINT"
+        return CallFailure(
+            FailureKind.SYSTEMIC, f"UNIMPLEMENTED: the endpoint{where} does not serve the Momento API: {fix}"
+        )
+    if status is grpc.StatusCode.UNAVAILABLE and "connection refused" in grpc_details(error).lower():
+        # Nothing listens at that address: Momento's endpoints are load-balanced and never refuse connections, so
+        # this is a wrong endpoint (or a local server that is not running). Retrying until the invocation times out
+        # would only delay the answer; Lambda retries the batch.
         return CallFailure(
             FailureKind.SYSTEMIC,
-            "UNIMPLEMENTED: the endpoint does not serve the Momento API: "
-            "check MOMENTO_ENDPOINT / MOMENTO_LOCAL_ENDPOINT",
+            f"{name}: connection refused by {target.endpoint or 'the Momento endpoint'}: no Momento server listens "
+            f"there; {target.endpoint_fix()}",
         )
     if code is MomentoErrorCode.LIMIT_EXCEEDED_ERROR:
         trailer = error_trailer(error)
@@ -98,8 +144,31 @@ def classify(error: Any) -> CallFailure:
             return CallFailure(FailureKind.POISON, f"{name} ({trailer}): the item is too large for the cache")
         return CallFailure(FailureKind.RETRYABLE, f"{name} ({trailer or 'rate limit'})")
     if code in _RETRYABLE:
+        if code in _UNREACHABLE and target.endpoint:
+            return CallFailure(FailureKind.RETRYABLE, f"{name} from {target.endpoint} ({target.endpoint_fix()})")
         return CallFailure(FailureKind.RETRYABLE, name)
     if code in _POISON:
         return CallFailure(FailureKind.POISON, f"{name}: {getattr(error, 'message', '')}".strip())
-    fix = _FIXES.get(code, "see the Momento error message")
-    return CallFailure(FailureKind.SYSTEMIC, f"{name}: {fix}")
+    return CallFailure(FailureKind.SYSTEMIC, f"{name}: {_fix(code, target)}")
+
+
+def _fix(code: MomentoErrorCode, target: MomentoTarget) -> str:
+    """What to do about a systemic failure, naming the cache, topic or key source when they are known."""
+    cache = f'"{target.cache_name}"' if target.cache_name else "named by CACHE_NAME"
+    if code is MomentoErrorCode.NOT_FOUND_ERROR and target.cache_name:
+        return (
+            f"the cache {cache} does not exist: create the cache {cache} in this Momento region, "
+            "or set CACHE_NAME to an existing cache"
+        )
+    if code is MomentoErrorCode.PERMISSION_ERROR and target.cache_name:
+        topic = f' and publish access to the topic "{target.topic_name}"' if target.topic_name else ""
+        return (
+            f"the Momento API key lacks permission: give it read-write access to the cache {cache}{topic} "
+            "(CACHE_NAME, TOPIC_NAME)"
+        )
+    if code is MomentoErrorCode.AUTHENTICATION_ERROR and target.key_source:
+        return (
+            f"the Momento API key is invalid, expired or revoked: put a valid key in {target.key_source} "
+            "(and set MOMENTO_ENDPOINT for v2 keys)"
+        )
+    return _FIXES.get(code, "see the Momento error message")

@@ -15,11 +15,24 @@ from dataclasses import asdict, dataclass
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["BatchSummary", "log_causes", "logger", "logs_on_stderr", "metrics", "publish_summary"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_SERVICE",
+    "BatchSummary",
+    "log_causes",
+    "logger",
+    "logs_on_stderr",
+    "metrics",
+    "publish_summary",
+]
 
-SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or "dynamodb-momento-stream-processor"
+#: Defaults of POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE: the template's parameter defaults.
+DEFAULT_SERVICE = "dynamodb-momento-stream-processor"
+DEFAULT_NAMESPACE = "DynamoDBMomentoStreamProcessor"
+
+SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or "DynamoDBMomento", service=SERVICE)
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE, service=SERVICE)
 
 
 @dataclass(frozen=True)

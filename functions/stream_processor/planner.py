@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_processor.cache_keys import CacheKeyBuilder, KeyTemplateMismatch
-from stream_processor.changes import Change, PoisonRecordError, parse_change, sequence_number_of, table_name_of
+from stream_processor.changes import (
+    Change,
+    PoisonRecordError,
+    parse_change,
+    sequence_number_of,
+    stream_order,
+    table_name_of,
+)
 from stream_processor.config import Settings
 from stream_processor.dynamodb_json import InvalidAttributeValue, attribute_map_json, project
 from stream_processor.messages import MessageFormat
 from stream_processor.ttl import TtlPolicy
 
 __all__ = [
+    "UNREADABLE_RECORD",
     "ChangeRules",
     "ItemRead",
     "KeyChange",
@@ -37,6 +45,10 @@ __all__ = [
     "plan_batch",
     "read_batch",
 ]
+
+
+#: Start of the reason of a record whose reading failed unexpectedly (a defect: the tests assert it never happens).
+UNREADABLE_RECORD = "unreadable record: unexpected error while reading it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +172,10 @@ class Plan:
 
 
 def read_batch(records: Sequence[Any], rules: ChangeRules) -> ParsedBatch:
-    """Parse every record and group it under its cache key, keeping stream order within each key."""
+    """Parse every record and group it under its cache key, keeping stream order within each key.
+
+    Never raises for a record, whatever JSON it holds: a record that cannot be read is poison with its reason.
+    """
     batch = ParsedBatch(records=len(records))
     for record in _in_stream_order(records):
         try:
@@ -170,15 +185,22 @@ def read_batch(records: Sequence[Any], rules: ChangeRules) -> ParsedBatch:
             batch.rejected.append(RejectedRecord(sequence_number_of(record), mismatch.cause))
             continue
         except PoisonRecordError as poison:
-            entry = PoisonRecord(sequence_number_of(record), poison.reason, record)
-            cache_key = _cache_key_of_poison(record, rules)
-            if cache_key is None:
-                batch.unkeyed_poison.append(entry)
-            else:
-                batch.by_key.setdefault(cache_key, []).append(entry)
+            _add_poison(batch, record, poison.reason, rules)
+            continue
+        except Exception as error:  # a reading defect must cost one record, never the batch (tests expect none)
+            _add_poison(batch, record, f"{UNREADABLE_RECORD} ({type(error).__name__})", rules)
             continue
         batch.by_key.setdefault(cache_key, []).append(change)
     return batch
+
+
+def _add_poison(batch: ParsedBatch, record: Any, reason: str, rules: ChangeRules) -> None:
+    entry = PoisonRecord(sequence_number_of(record), reason, record)
+    cache_key = _cache_key_of_poison(record, rules)
+    if cache_key is None:
+        batch.unkeyed_poison.append(entry)
+    else:
+        batch.by_key.setdefault(cache_key, []).append(entry)
 
 
 def items_to_read(batch: ParsedBatch) -> list[ItemRead]:
@@ -254,15 +276,23 @@ def _cache_key_of_poison(record: Any, rules: ChangeRules) -> str | None:
         if table is None or not isinstance(keys, Mapping) or not keys:
             return None
         return rules.keys.cache_key(table, keys)
-    except (KeyError, TypeError, AttributeError, PoisonRecordError, KeyTemplateMismatch):
+    except (LookupError, TypeError, AttributeError, ValueError, PoisonRecordError, KeyTemplateMismatch):
         return None
 
 
 def _in_stream_order(records: Iterable[Any]) -> list[Any]:
-    """Records sorted by sequence number (Lambda sends them in order; this guards hand-made events)."""
+    """Records sorted by sequence number (Lambda sends them in order; this guards hand-made events).
+
+    The sort is stable (records with equal sequence numbers keep their order) and never converts a sequence number
+    to int (Python refuses texts over 4,300 digits); records without one (poison) come first.
+    """
     records = list(records)
-    numbers = [sequence_number_of(record) for record in records]
-    if all(numbers) and all(int(a) <= int(b) for a, b in itertools.pairwise(numbers)):  # type: ignore[arg-type]
+    keys = [_order_of(record) for record in records]
+    if all(a <= b for a, b in itertools.pairwise(keys)):
         return records
-    # Keep unnumbered records where they are relative to each other; numbered ones sort by value.
-    return sorted(records, key=lambda r: int(sequence_number_of(r) or 0))
+    return [record for _, record in sorted(zip(keys, records, strict=True), key=lambda pair: pair[0])]
+
+
+def _order_of(record: Any) -> tuple[int, str]:
+    sequence_number = sequence_number_of(record)
+    return stream_order(sequence_number) if sequence_number is not None else (-1, "")

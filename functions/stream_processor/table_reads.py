@@ -1,11 +1,13 @@
-"""Table reads: the current items of keys whose stream records carry no new image (KEYS_ONLY, OLD_IMAGE streams).
+"""Table reads: current items, strongly consistent, for keys whose stream records carry no new image (KEYS_ONLY,
+OLD_IMAGE streams), for the redrive's resyncs, and for the re-check after every out-of-band cache write.
 
-One strongly consistent ``BatchGetItem`` per batch (chunks of 100 keys, unprocessed keys retried); a key the table no
-longer holds maps to None, which the planner turns into a cache delete.
+``read``: one ``BatchGetItem`` per chunk of 100 keys, unprocessed keys retried; ``get``: one ``GetItem``. A key the
+table no longer holds maps to None, which becomes a cache delete.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from stream_processor.dynamodb_json import attribute_map_json
 from stream_processor.planner import ItemRead
 
-__all__ = ["TableReadError", "TableReader"]
+__all__ = ["TableReadError", "TableReader", "request_key"]
 
 _MAX_KEYS = 100  # BatchGetItem limit per call
 
@@ -47,7 +49,7 @@ class TableReader:
             chunk = refs[start : start + _MAX_KEYS]
             request: dict[str, dict[str, Any]] = {}
             for (table, _), read in chunk:
-                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(dict(read.keys))
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(request_key(read.keys))
             key_names = {table: tuple(sorted(read.keys)) for (table, _), read in chunk}
             for table, items in self._batch_get(request).items():
                 for item in items:
@@ -55,6 +57,14 @@ class TableReader:
                     if read is not None:
                         found[read.cache_key] = item
         return found
+
+    def get(self, table: str, keys: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The item with these key attributes now (strongly consistent), or None when the table does not hold it."""
+        try:
+            response = self.client.get_item(TableName=table, Key=request_key(keys), ConsistentRead=True)
+        except Exception as error:
+            raise TableReadError(f"GetItem failed: {type(error).__name__}: {error}") from error
+        return response.get("Item")
 
     def _batch_get(self, request: dict[str, dict[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
         results: dict[str, list[Mapping[str, Any]]] = {}
@@ -70,6 +80,16 @@ class TableReader:
                 return results
             time.sleep(min(1.0, 0.05 * 2**round_number))
         raise TableReadError(f"BatchGetItem left keys unprocessed after {self.max_rounds} rounds (throttled)")
+
+
+def request_key(keys: Mapping[str, Any]) -> dict[str, Any]:
+    """Key attributes as boto3 sends them: the stream's base64 text of a B key becomes the bytes boto3 encodes."""
+    return {
+        name: {"B": base64.b64decode(value["B"])}
+        if isinstance(value, Mapping) and isinstance(value.get("B"), str)
+        else value
+        for name, value in keys.items()
+    }
 
 
 def _canonical(item: Mapping[str, Any], key_names: Sequence[str]) -> str:

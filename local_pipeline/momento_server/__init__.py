@@ -7,6 +7,7 @@ from .faults import (
     FaultRule,
     fault_rate,
 )
+from .holds import WriteHold
 from .process import ServerProcess, start_server_process
 from .server import LocalMomentoServer
 
@@ -17,6 +18,7 @@ __all__ = [
     "FaultRule",
     "LocalMomentoServer",
     "ServerProcess",
+    "WriteHold",
     "fault_rate",
     "start_server_process",
 ]

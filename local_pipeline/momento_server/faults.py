@@ -1,10 +1,18 @@
-"""Fault rules for the local Momento server: which calls fail, how and how often, reproducibly from a seed."""
+"""Fault rules for the local Momento server: which calls fail, how and how often, reproducibly from a seed.
+
+A probabilistic rule decides each call from the seed and the call's identity, never from the order calls arrive in,
+so concurrent callers get the same faults run after run: the identity is the method, the key (for Publish the JSON
+message's "key"), a digest of the value (Set body, Publish message; optional) and the attempt, how many calls with
+that same identity the book has seen since it was last re-seeded. A stable hash (SHA-256, not Python's salted
+``hash``) of (seed, rule index, identity, attempt) maps to [0, 1) and is compared with the rule's probability.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +42,8 @@ class FaultRule:
     "CreateCache", ...); None matches any. `key` is the cache key of a cache call, or for Publish the
     "key" member of a JSON message; None matches any. `code` is the status to answer with; None injects
     only `latency_seconds`. `err` becomes the `err` trailing-metadata value. `times` caps how many calls
-    the rule fails (None: no cap); `probability` draws from the server's seeded generator.
+    the rule fails (None: no cap), counted in arrival order; `probability` is decided per call identity (see the
+    module docstring), reproducibly from the server's seed.
     With `apply_then_fail` a write takes effect and the call still fails, like a timeout after the
     service applied it.
     """
@@ -79,14 +88,19 @@ class FaultRule:
 
 
 class FaultBook:
-    """The active fault rules and how often each fired; safe to use from several threads."""
+    """The active fault rules, how often each fired and how often each call identity was seen; thread-safe.
 
-    def __init__(self, seed: int = 0) -> None:
+    With `by_value` False the value is left out of a call's identity: runs whose values differ (timestamps in items
+    or messages) then still get the same faults per key and attempt.
+    """
+
+    def __init__(self, seed: int = 0, *, by_value: bool = True) -> None:
         self._seed = seed
+        self._by_value = by_value
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._fired: list[int] = []
-        self._random = random.Random(seed)
+        self._attempts: Counter[bytes] = Counter()
 
     def add(self, rules: Iterable[FaultRule]) -> None:
         with self._lock:
@@ -95,31 +109,46 @@ class FaultBook:
                 self._fired.append(0)
 
     def clear(self, *, reseed: bool = False) -> None:
+        """Forget the rules; with `reseed` also the attempts seen, so the same calls draw as after construction."""
         with self._lock:
             self._rules.clear()
             self._fired.clear()
             if reseed:
-                self._random = random.Random(self._seed)
+                self._attempts.clear()
 
-    def pick(self, method: str, key: Callable[[], str | None]) -> FaultRule | None:
+    def pick(self, method: str, key: Callable[[], str | None], value: bytes | None = None) -> FaultRule | None:
         """The first rule that fires for this call, counted as one injection; None when the call runs clean.
 
-        Rules are tried in the order they were added; a rule that matches but loses its probability draw
-        lets the next one try.
+        Rules are tried in the order they were added; a rule that matches but loses its draw lets the next one try.
+        Attempts are counted only while the book has rules (no cost otherwise).
         """
-        if not self._rules:  # the common case in benchmarks: no lock, no draw
+        if not self._rules:  # the common case in benchmarks: no lock, no hashing
             return None
+        call_key = key()
         with self._lock:
+            identity = _identity(method, call_key, value if self._by_value else None)
+            self._attempts[identity] += 1
+            attempt = self._attempts[identity]
             for index, rule in enumerate(self._rules):
                 if rule.times is not None and self._fired[index] >= rule.times:
                     continue
-                if not rule.matches(method, key):
+                if not rule.matches(method, lambda: call_key):
                     continue
-                if rule.probability < 1.0 and self._random.random() >= rule.probability:
+                if rule.probability < 1.0 and self._draw(index, identity, attempt) >= rule.probability:
                     continue
                 self._fired[index] += 1
                 return rule
         return None
+
+    def _draw(self, rule_index: int, identity: bytes, attempt: int) -> float:
+        """A number in [0, 1) fixed by the seed, the rule, the call's identity and its attempt."""
+        material = b"|".join([str(self._seed).encode(), str(rule_index).encode(), identity, str(attempt).encode()])
+        return int.from_bytes(hashlib.sha256(material).digest()[:8], "big") / 2**64
+
+
+def _identity(method: str, key: str | None, value: bytes | None) -> bytes:
+    value_digest = None if value is None else hashlib.sha256(value).hexdigest()
+    return hashlib.sha256(json.dumps([method, key, value_digest]).encode()).digest()
 
 
 def message_key(value: bytes | str) -> str | None:

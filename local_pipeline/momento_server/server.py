@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,8 @@ import grpc
 from momento import CredentialProvider
 
 from .faults import FaultBook, FaultRule
-from .servicers import CallRunner, CallStats, add_servicers
+from .holds import HoldBook, WriteHold
+from .servicers import CallRunner, CallStats, TokenCheck, add_servicers
 from .store import MomentoStore
 
 DEFAULT_MAX_ITEM_BYTES = 5 * 1024 * 1024
@@ -29,8 +31,11 @@ class LocalMomentoServer:
     the SDK a plaintext channel to it.
 
     Besides Get/Set/SetIfNotExists/Delete (with TTLs), Publish/Subscribe and cache management, it records
-    every call and topic message for tests and injects faults (`add_fault`) reproducibly from `seed`.
-    Inspection methods can be called from any thread.
+    every call and topic message for tests, injects faults (`add_fault`) reproducibly from `seed` and the call's
+    identity (with `faults_by_value` False the value is left out of it), and holds chosen writes until a test
+    releases them (`hold_writes`). With `auth_token` (or `require_auth_token` while it runs) it answers
+    UNAUTHENTICATED, as Momento does, to every call that does not carry that token. Inspection methods can be
+    called from any thread.
 
     It uses gRPC's thread-pool server rather than `grpc.aio`: measured on this project's 2-core machine
     against one async SDK client, the `grpc.aio` server spent about 300-340 us of CPU per unary call and
@@ -54,14 +59,19 @@ class LocalMomentoServer:
         caches: Iterable[str] = (),
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         seed: int = 0,
+        faults_by_value: bool = True,
+        auth_token: str | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._initial_caches = tuple(caches)
         self._max_item_bytes = max_item_bytes
         self._store = MomentoStore(self._initial_caches)
-        self._faults = FaultBook(seed)
+        self._faults = FaultBook(seed, by_value=faults_by_value)
         self._stats = CallStats()
+        self._holds = HoldBook()
+        self._initial_auth_token = auth_token
+        self._token_check = TokenCheck(auth_token)
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._port: int | None = None
@@ -76,6 +86,7 @@ class LocalMomentoServer:
         executor = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="local-momento")
         server = grpc.server(
             executor,
+            interceptors=[self._token_check],
             options=[
                 # Let oversized items reach the handler, which answers as Momento does (item_size_limit_exceeded).
                 ("grpc.max_receive_message_length", message_limit),
@@ -89,7 +100,7 @@ class LocalMomentoServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ],
         )
-        add_servicers(server, self._store, CallRunner(self._faults, self._stats), self._max_item_bytes)
+        add_servicers(server, self._store, CallRunner(self._faults, self._stats, self._holds), self._max_item_bytes)
         try:
             port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
         except RuntimeError as error:
@@ -100,7 +111,8 @@ class LocalMomentoServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (open subscriptions end); does nothing when not running."""
+        """Stop serving (open subscriptions end, held writes are released); does nothing when not running."""
+        self._holds.release_all()
         server, executor = self._server, self._executor
         self._server = self._executor = None
         if server is not None:
@@ -135,8 +147,27 @@ class LocalMomentoServer:
         return f"{self.host}:{self.port}"
 
     def credential_provider(self) -> CredentialProvider:
-        """The SDK's credentials for this server: plaintext, no token."""
-        return CredentialProvider.for_momento_local(self.host, self.port)
+        """The SDK's credentials for this server: plaintext, with the required token if there is one."""
+        local = CredentialProvider.for_momento_local(self.host, self.port)
+        token = self._token_check.token
+        # The SDK sends `auth_token` as the `authorization` metadata; port 443 aside, the channel stays plaintext.
+        return local if token is None else dataclasses.replace(local, auth_token=token)
+
+    # --- authentication -------------------------------------------------------------------------------------
+
+    @property
+    def auth_token(self) -> str | None:
+        """The token every call must carry; None when any call is accepted."""
+        return self._token_check.token
+
+    def require_auth_token(self, token: str | None) -> None:
+        """Require `token` from now on (None: accept any call), e.g. to rotate the key under running clients."""
+        self._token_check.token = token
+
+    @property
+    def unauthenticated_calls(self) -> Counter[str]:
+        """Calls answered UNAUTHENTICATED per method name (they reach no servicer, so `calls` omits them)."""
+        return self._token_check.refused()
 
     # --- inspection and set-up for tests --------------------------------------------------------------------
 
@@ -177,8 +208,29 @@ class LocalMomentoServer:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    def hold_writes(
+        self,
+        key: str | None = None,
+        *,
+        value: bytes | str | None = None,
+        method: str | None = None,
+        times: int | None = 1,
+    ) -> WriteHold:
+        """Hold matching writes before they are applied until the returned hold is released (or leaves its `with`).
+
+        `key` is the cache key, or for Publish the JSON message's "key"; `value` the exact Set body or Publish
+        message (a Delete never matches a value); `method` one of "Set", "SetIfNotExists", "Delete", "Publish";
+        None matches any. `times` calls are caught (None: every match until released); others pass straight
+        through. `reset()` and `stop()` release every hold. See `holds.py` for the timing.
+        """
+        return self._holds.add(key, value, method, times)
+
     def reset(self) -> None:
-        """Forget data, messages, counters and faults; re-seed; keep only the constructor's caches (empty)."""
+        """Release held writes; forget data, messages, counters and faults; re-seed; back to the constructor's caches
+        (empty) and token."""
+        self._holds.release_all()
         self._store.reset(self._initial_caches)
         self._faults.clear(reseed=True)
         self._stats.clear()
+        self._token_check.clear()
+        self._token_check.token = self._initial_auth_token

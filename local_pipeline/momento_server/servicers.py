@@ -6,6 +6,7 @@ Handlers are synchronous: they run on the gRPC server's thread pool (see `server
 from __future__ import annotations
 
 import contextlib
+import hmac
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ from momento_wire_types import controlclient_pb2 as control_pb
 from momento_wire_types import controlclient_pb2_grpc as control_grpc
 
 from .faults import ERR_ITEM_SIZE, WRITE_METHODS, FaultBook, message_key
+from .holds import HoldBook
 from .store import CacheNotFoundError, MomentoStore
 
 Response = TypeVar("Response")
@@ -70,12 +72,69 @@ class CallStats:
             self._injected.clear()
 
 
-class CallRunner:
-    """Runs one call: counts it, lets a fault rule have its way, then answers from the operation."""
+class TokenCheck(grpc.ServerInterceptor):
+    """Answers UNAUTHENTICATED, as Momento does, to a call whose ``authorization`` metadata is not the required token.
 
-    def __init__(self, faults: FaultBook, stats: CallStats) -> None:
+    ``token`` None accepts every call (the SDK's local credentials send an empty token); it can be changed while the
+    server runs, to rotate the key under a running client.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._refused: Counter[str] = Counter()
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        token = self.token
+        if token is None or handler is None:
+            return handler
+        sent = next((value for name, value in details.invocation_metadata or () if name == "authorization"), "")
+        sent = sent.encode() if isinstance(sent, str) else sent
+        if hmac.compare_digest(sent, token.encode()):
+            return handler
+        with self._lock:
+            self._refused[details.method.rsplit("/", 1)[-1]] += 1
+        return _refusing(handler)
+
+    def refused(self) -> Counter[str]:
+        """Calls refused per method name; a snapshot."""
+        with self._lock:
+            return Counter(self._refused)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._refused.clear()
+
+
+def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+
+    def refuse(_request: object, context: grpc.ServicerContext) -> NoReturn:
+        _abort(context, grpc.StatusCode.UNAUTHENTICATED, "Invalid authorization token")
+
+    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse, **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(refuse, **codecs)
+    return grpc.unary_unary_rpc_method_handler(refuse, **codecs)
+
+
+class CallRunner:
+    """Runs one call: counts it, lets a fault rule have its way, then answers from the operation.
+
+    `value` (a Set body, a Publish message) is part of the call's identity for faults and holds.
+    """
+
+    def __init__(self, faults: FaultBook, stats: CallStats, holds: HoldBook | None = None) -> None:
         self._faults = faults
         self._stats = stats
+        self._holds = holds or HoldBook()
 
     def run(
         self,
@@ -83,9 +142,11 @@ class CallRunner:
         context: grpc.ServicerContext,
         key: Callable[[], str | None],
         operation: Callable[[], Response],
+        value: bytes | None = None,
     ) -> Response:
         self._stats.count_call(method)
-        rule = self._faults.pick(method, key)
+        operation = self._holds.gate(method, key, value, operation)  # a held write waits to be released
+        rule = self._faults.pick(method, key, value)
         if rule is None:
             return _answer(context, operation)
         self._stats.count_injection(method)
@@ -158,7 +219,7 @@ class CacheServicer(cache_grpc.ScsServicer):
             self._store.set(cache, request.cache_key, request.cache_body, request.ttl_milliseconds)
             return cache_pb._SetResponse(result=cache_pb.Ok)
 
-        return self._runner.run("Set", context, _key_text(request.cache_key), set_item)
+        return self._runner.run("Set", context, _key_text(request.cache_key), set_item, request.cache_body)
 
     def SetIfNotExists(
         self, request: cache_pb._SetIfNotExistsRequest, context: grpc.ServicerContext
@@ -170,7 +231,9 @@ class CacheServicer(cache_grpc.ScsServicer):
                 return cache_pb._SetIfNotExistsResponse(stored=cache_pb._SetIfNotExistsResponse._Stored())
             return cache_pb._SetIfNotExistsResponse(not_stored=cache_pb._SetIfNotExistsResponse._NotStored())
 
-        return self._runner.run("SetIfNotExists", context, _key_text(request.cache_key), set_if_not_exists)
+        return self._runner.run(
+            "SetIfNotExists", context, _key_text(request.cache_key), set_if_not_exists, request.cache_body
+        )
 
     def Delete(self, request: cache_pb._DeleteRequest, context: grpc.ServicerContext) -> cache_pb._DeleteResponse:
         def delete() -> cache_pb._DeleteResponse:
@@ -244,7 +307,7 @@ class PubsubServicer(pubsub_grpc.PubsubServicer):
                 self._hub.deliver(request.cache_name, request.topic, pubsub_pb._SubscriptionItem(item=item))
             return common_pb._Empty()
 
-        return self._runner.run("Publish", context, lambda: message_key(raw), publish)
+        return self._runner.run("Publish", context, lambda: message_key(raw), publish, raw)
 
     def Subscribe(
         self, request: pubsub_pb._SubscriptionRequest, context: grpc.ServicerContext

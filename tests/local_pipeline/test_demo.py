@@ -123,8 +123,8 @@ def test_batches_that_run_out_of_retries_go_to_the_dlq_and_the_redrive_repairs_t
     assert status == 0, output
     messages = number(r"Dead-letter queue: (\d+) messages", output)
     assert messages > 0
-    assert f"messages read: {messages}" in output
-    assert "queue messages kept: 0" in output
+    assert f"messages read {messages} " in output
+    assert "queue messages kept 0 " in output
     assert "All 6 keys equal after the redrive" in output
     # The redrive's messages are marked, and every change reached the topic at least once in the end.
     redriven = [m for m in map(json.loads, momento_server.published(CACHE_NAME, TOPIC_NAME)) if m.get("redriven")]

@@ -528,15 +528,92 @@ def test_fault_rate_fails_about_that_share_of_each_method() -> None:
     assert {rule.err for rule in throttles} == {ERR_OPERATIONS_RATE}
 
 
-def test_probability_draws_follow_the_seed() -> None:
-    rule = FaultRule(code=grpc.StatusCode.UNAVAILABLE, probability=0.3)
-    book = FaultBook(seed=3)
-    book.add([rule])
-    expected_draws = random.Random(3)
+Call = tuple[str, str, bytes | None]  # method, key, value
 
-    fired = [book.pick("Set", lambda: None) is not None for _ in range(50)]
 
-    assert fired == [expected_draws.random() < 0.3 for _ in range(50)]
+def _fault_outcomes(book: FaultBook, calls: list[Call]) -> dict[Call, list[bool]]:
+    """Whether each call was faulted, listed per call identity in the order that identity was seen."""
+    outcomes: dict[Call, list[bool]] = {}
+    for method, key, value in calls:
+        fired = book.pick(method, lambda key=key: key, value) is not None
+        outcomes.setdefault((method, key, value), []).append(fired)
+    return outcomes
+
+
+def _book(seed: int, *, by_value: bool = True) -> FaultBook:
+    book = FaultBook(seed=seed, by_value=by_value)
+    book.add([FaultRule(code=grpc.StatusCode.UNAVAILABLE, probability=0.5)])
+    return book
+
+
+# Three attempts of each of 30 identities: two values per key, and a Delete, as writers of one key would send.
+CALLS: list[Call] = [
+    (method, f"k{index}", value)
+    for index in range(10)
+    for method, value in (("Set", b"old"), ("Set", b"new"), ("Delete", None))
+    for _attempt in range(3)
+]
+
+
+def test_probabilistic_faults_follow_each_calls_identity_not_the_arrival_order() -> None:
+    interleaved = CALLS.copy()
+    random.Random(1).shuffle(interleaved)  # attempts of one identity keep their order: they are the same call
+
+    in_order = _fault_outcomes(_book(seed=3), CALLS)
+    shuffled = _fault_outcomes(_book(seed=3), interleaved)
+
+    assert in_order == shuffled
+    fired = [fault for outcomes in in_order.values() for fault in outcomes]
+    assert 0 < sum(fired) < len(fired)
+    assert any(len(set(outcomes)) == 2 for outcomes in in_order.values())  # the attempt is part of the identity
+
+
+def test_the_value_is_part_of_the_identity_unless_left_out() -> None:
+    def faults_in_call_order(book: FaultBook, calls: list[Call]) -> list[bool]:
+        return [book.pick(method, lambda key=key: key, value) is not None for method, key, value in calls]
+
+    other_values = [(method, key, None if value is None else b"other " + value) for method, key, value in CALLS]
+
+    assert faults_in_call_order(_book(seed=3), CALLS) != faults_in_call_order(_book(seed=3), other_values)
+    assert faults_in_call_order(_book(seed=3, by_value=False), CALLS) == faults_in_call_order(
+        _book(seed=3, by_value=False), other_values
+    )
+
+
+def test_seeds_differ_and_reseeding_starts_the_attempts_over() -> None:
+    book = _book(seed=3)
+    first = _fault_outcomes(book, CALLS)
+    continued = _fault_outcomes(book, CALLS)  # the same calls again are later attempts
+    book.clear(reseed=True)
+    book.add([FaultRule(code=grpc.StatusCode.UNAVAILABLE, probability=0.5)])
+    reseeded = _fault_outcomes(book, CALLS)
+
+    assert continued != first
+    assert reseeded == first
+    assert _fault_outcomes(_book(seed=4), CALLS) != first
+
+
+def test_concurrent_calls_through_the_sdk_get_the_same_faults_in_any_order(momento_server: LocalMomentoServer) -> None:
+    # RESOURCE_EXHAUSTED is not retried by the SDK: each set is one attempt.
+    keys = [f"k{index}" for index in range(40)]
+
+    def outcomes(order: list[str]) -> dict[str, bool]:
+        momento_server.reset()
+        momento_server.create_cache(CACHE)
+        momento_server.add_fault(FaultRule(method="Set", code=grpc.StatusCode.RESOURCE_EXHAUSTED, probability=0.5))
+
+        async def scenario(cache: CacheClientAsync, _: TopicClientAsync) -> dict[str, bool]:
+            responses = await asyncio.gather(*(cache.set(CACHE, key, f"value of {key}") for key in order))
+            return {key: isinstance(response, CacheSet.Error) for key, response in zip(order, responses, strict=True)}
+
+        return run_with_clients(momento_server, scenario)
+
+    forward = outcomes(keys)
+    backward = outcomes(keys[::-1])
+
+    assert forward == backward
+    assert 0 < sum(forward.values()) < len(keys)
+    assert set(momento_server.cache_items(CACHE)) == {key for key, failed in forward.items() if not failed}
 
 
 def test_a_busy_port_is_an_error_not_a_silent_second_server(momento_server: LocalMomentoServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import grpc
 import pytest
@@ -274,3 +275,126 @@ def _json_lines(capsys) -> list[dict]:
 def test_handler_module_reads_no_configuration_at_import():
     # Importing must not need the environment (tests, tools); the processor is built on first use.
     assert callable(app.handler) and callable(app.processor)
+
+
+# --- any JSON in, a response out; errors that name the thing to fix ---------------------------------------------
+
+
+def _summary(capsys) -> tuple[dict, list[dict]]:
+    lines = _json_lines(capsys)
+    return next(line for line in lines if line.get("message") == "batch processed"), lines
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (("eventName",), ["INSERT"], "unknown eventName an array"),
+        (("eventName",), {"INSERT": 1}, "unknown eventName an object"),
+        (("dynamodb", "StreamViewType"), ["KEYS_ONLY"], "dynamodb.StreamViewType must be text, got an array"),
+        (("dynamodb", "NewImage", "MaxTemp"), {"N": True}, "dynamodb.NewImage.MaxTemp.N must be a string"),
+        (("dynamodb", "NewImage", "Temps"), {"NS": [False, "2"]}, "dynamodb.NewImage.Temps.NS[0] must be a string"),
+        (("dynamodb", "Keys", "Location"), {"N": True}, "dynamodb.Keys.Location.N must be a string"),
+        (("dynamodb", "NewImage", "Note"), {"S": "lone \ud800 surrogate"}, "NewImage.Note.S is not valid Unicode"),
+        (("eventID",), "id-\ud800", "eventID must be a string of Unicode text"),
+        (("eventSourceARN",), "arn:aws:dynamodb:us-east-1:1:table/we\ud800ther/stream/x", "not a DynamoDB stream ARN"),
+        # more digits than int() reads: ordered all the same, then too long for a change message
+        (("dynamodb", "SequenceNumber"), "9" * 5000, "change message cannot fit"),
+        (("dynamodb", "SequenceNumber"), "9" * 60, None),
+    ],
+)
+def test_a_malformed_field_costs_its_record_only(
+    handler, momento_server, lambda_context, dead_letter_queue, field, value, reason
+):
+    broken = insert("Nairobi", MaxTemp="30", seq=2)
+    if field[-1] == "StreamViewType":
+        del broken["dynamodb"]["NewImage"]
+    target = broken
+    for name in field[:-1]:
+        target = target[name]
+    target[field[-1]] = value
+
+    response = handler(batch(insert("Lagos", seq=1), broken, insert("Accra", seq=3)), lambda_context())
+
+    assert response == {"batchItemFailures": []}
+    assert {"Lagos", "Accra"} <= set(cached(momento_server))
+    bodies = dead_letter_queue.bodies()
+    if reason is None:
+        assert bodies == [] and "Nairobi" in cached(momento_server)
+        return
+    [body] = bodies
+    assert reason in body["reason"]
+    assert body["record"] == broken  # the very record, lone surrogates included
+
+
+def test_the_dlq_body_is_utf8_json_with_the_record_escaped_where_utf8_cannot_carry_it(
+    handler, momento_server, lambda_context, dead_letter_queue
+):
+    broken = insert("Nairobi", Note="\ud800\ufffe é", seq=2)
+
+    handler(batch(broken), lambda_context())
+
+    raw = dead_letter_queue.sqs.receive_message(QueueUrl=dead_letter_queue.url)["Messages"][0]["Body"]
+    raw.encode("utf-8")  # encodable: no lone surrogate left in the text
+    assert "\\ud800" in raw and "\\ufffe" in raw and "é" in raw
+    assert json.loads(raw)["record"] == broken
+
+
+def test_any_json_as_a_record_or_as_the_event_gets_a_response(handler, momento_server, lambda_context):
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    for event in ([deep], {"Records": [deep, 1, None, "x", {"eventSource": deep}]}, {"Records": deep}):
+        response = handler(event, lambda_context())
+        assert set(response) == {"batchItemFailures"}
+
+
+def test_poison_without_a_dlq_is_reported_with_the_count_of_records(
+    handler_env, momento_server, lambda_context, capsys
+):
+    handler = handler_env(DLQ_URL="")
+    bad = [insert("Nairobi", seq=5), insert("Lima", seq=6)]
+    for record in bad:
+        record["eventName"] = "UPSERT"
+
+    response = handler(batch(insert("Lagos", seq=4), *bad), lambda_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "5"}, {"itemIdentifier": "6"}]}
+    [error] = error_lines(capsys)
+    assert error["cause"].startswith("DLQ_URL is not set") and error["records"] == 2
+
+
+def test_poison_log_lines_name_the_attribute_and_type_never_the_value(handler, momento_server, lambda_context, capsys):
+    broken = insert("Nairobi", seq=2)
+    broken["dynamodb"]["NewImage"]["Reading"] = {"N": "leaked-4711"}
+    broken["dynamodb"]["OldImage"] = {"Location": {"S": "Nairobi"}, "Secret": {"B": "leaked-4712!"}}
+
+    handler(batch(broken), lambda_context())
+
+    out = capsys.readouterr().out
+    assert "dynamodb.NewImage.Reading.N" in out
+    assert "leaked-47" not in out
+
+
+def test_a_missing_cache_error_names_the_cache(handler_env, momento_server, lambda_context, capsys):
+    handler = handler_env(CACHE_NAME="no-such-cache")
+
+    handler(batch(insert("Seattle", seq=1)), lambda_context())
+
+    [error] = error_lines(capsys)
+    assert 'create the cache "no-such-cache"' in error["cause"]
+
+
+def test_a_closed_local_endpoint_is_named_refused_and_not_retried(handler_env, lambda_context, capsys):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = handler_env(MOMENTO_LOCAL_ENDPOINT=f"127.0.0.1:{port}")
+
+    response = handler(batch(insert("Seattle", seq=1), insert("Tokyo", seq=2)), lambda_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]}
+    summary, lines = _summary(capsys)
+    assert summary["retries"] == 0  # refused on every attempt: systemic, Lambda retries the batch
+    [error] = [line for line in lines if line.get("level") == "ERROR"]
+    assert f"connection refused by 127.0.0.1:{port}" in error["cause"]
+    assert "MOMENTO_LOCAL_ENDPOINT" in error["cause"]

@@ -28,13 +28,16 @@ from stream_processor.backfill import (
 )
 from stream_processor.config import ConfigurationError, load_settings
 from stream_processor.dead_letters import DeadLetterQueue
+from stream_processor.key_sync import KeySync
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import logger
 from stream_processor.planner import ChangeRules, read_batch
 from stream_processor.retries import Backoff, Deadline
+from stream_processor.table_reads import TableReader
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME
 from tests.fakes import CurrentStdout, FakeClock
-from tests.stream_processor.records import image
+from tests.races import resync_without_recheck, while_held
+from tests.stream_processor.records import image, modify, remove
 
 TABLE = "weather"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:backfill"
@@ -186,18 +189,105 @@ def test_key_template_applies_and_a_template_naming_a_non_key_attribute_is_refus
         make_backfill(env={"KEY_TEMPLATE": "{MaxTemp}"})
 
 
+def assert_at_most_per_second(times: list[float], rate: int, count: int) -> None:
+    start = times[0]
+    per_window = Counter(math.floor(at - start) for at in times)
+    assert len(times) == count
+    assert max(per_window.values()) <= rate
+    assert max(per_window) >= math.ceil(count / rate) - 1  # spread, not dropped
+
+
+# The fake clock adds up the sleeps of concurrent sleepers, so each test paces one kind of operation and leaves the
+# other unpaced (an infinite rate never sleeps).
+
+
 @pytest.mark.parametrize("rate", [7, 20])
 def test_rate_limit_holds_in_every_one_second_window_across_segments(dynamodb, make_backfill, clock, rate):
     fill(dynamodb, 45)
-    backfill, gateway = make_backfill(rate=rate, page_size=5)
+    backfill, gateway = make_backfill(rate=rate, read_rate=math.inf, page_size=5)
 
     run(backfill, gateway, BackfillState.new(TABLE, 4))
 
-    start = gateway.calls[0][0]
-    per_window = Counter(math.floor(at - start) for at, _, _ in gateway.calls)
-    assert len(gateway.calls) == 45
-    assert max(per_window.values()) <= rate
-    assert max(per_window) >= math.ceil(45 / rate) - 1  # the calls were spread, not dropped
+    assert_at_most_per_second([at for at, _, _ in gateway.calls], rate, 45)
+
+
+class CountingTableReader(TableReader):
+    """The real table reader, counting its re-check reads."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(lambda: client)
+        self.reads = 0
+
+    def get(self, table: str, keys: Any) -> Any:
+        self.reads += 1
+        return super().get(table, keys)
+
+
+def test_re_check_reads_have_their_own_rate_limit(dynamodb, make_backfill, clock):
+    fill(dynamodb, 30)
+    reader = CountingTableReader(dynamodb)
+    backfill, gateway = make_backfill(rate=math.inf, read_rate=7, page_size=5, table_reader=reader)
+    paced_at: list[float] = []
+    acquire = backfill.read_limiter.acquire
+
+    async def recorded_acquire() -> None:
+        await acquire()
+        paced_at.append(clock())  # the read starts now (its thread may run a little later on the fake clock)
+
+    backfill.read_limiter.acquire = recorded_acquire
+
+    summary = run(backfill, gateway, BackfillState.new(TABLE, 3))
+
+    assert summary.rechecks == reader.reads == 30
+    assert_at_most_per_second(paced_at, 7, 30)
+
+
+@pytest.mark.parametrize("recheck", [True, False], ids=["with the re-check", "planted bug: no re-check"])
+def test_a_change_applied_by_the_stream_while_the_backfill_write_is_in_flight_is_not_overwritten(
+    dynamodb, make_backfill, momento_server, handler, lambda_context, monkeypatch, recheck
+):
+    put(dynamodb, "Seattle", MaxTemp=14)
+    if not recheck:
+        monkeypatch.setattr(KeySync, "resync", resync_without_recheck)
+    backfill, gateway = make_backfill()
+
+    def live_change(caught) -> None:
+        # The backfill has read MaxTemp 14 and its set is in flight: the item changes, the stream processor applies
+        # the change, and only then does the backfill's set land.
+        assert caught == [("Set", "Seattle")]
+        put(dynamodb, "Seattle", MaxTemp=15)
+        assert handler({"Records": [modify("Seattle", seq=7, MaxTemp=15)]}, lambda_context()) == {
+            "batchItemFailures": []
+        }
+        assert cached(momento_server)["Seattle"]["MaxTemp"] == 15
+
+    summary, _ = while_held(
+        momento_server, lambda: run(backfill, gateway, BackfillState.new(TABLE, 1)), live_change, key="Seattle"
+    )
+
+    if recheck:
+        assert cached(momento_server) == {"Seattle": {"Location": "Seattle", "MaxTemp": 15}}
+        assert (summary.sets, summary.rechecks, summary.rewrites) == (2, 2, 1)
+    else:  # the scenario really is the race: without the re-check the older value lands last and stays
+        assert cached(momento_server) == {"Seattle": {"Location": "Seattle", "MaxTemp": 14}}
+
+
+def test_an_item_deleted_while_the_backfill_write_is_in_flight_is_deleted_from_the_cache(
+    dynamodb, make_backfill, momento_server, handler, lambda_context
+):
+    put(dynamodb, "Lima", MaxTemp=20)
+    backfill, gateway = make_backfill()
+
+    def deleted(caught) -> None:
+        dynamodb.delete_item(TableName=TABLE, Key={"Location": {"S": "Lima"}})
+        handler({"Records": [remove("Lima", seq=8, MaxTemp=20)]}, lambda_context())
+
+    summary, _ = while_held(
+        momento_server, lambda: run(backfill, gateway, BackfillState.new(TABLE, 1)), deleted, key="Lima"
+    )
+
+    assert cached(momento_server) == {}
+    assert (summary.sets, summary.deletes, summary.rewrites) == (1, 1, 1)
 
 
 def test_retryable_faults_are_retried_and_counted(dynamodb, make_backfill, momento_server):
@@ -230,7 +320,8 @@ def test_fault_outlasting_retries_stops_the_segment_before_its_page(dynamodb, ma
     assert state.positions[0] == SegmentPosition(0)  # a resume rewrites the whole page
 
 
-def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill, runtimes, aws):
+def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill, runtimes, aws, capsys):
+    logger.registered_handler.stream = CurrentStdout()
     queue_url = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
     put(dynamodb, "Big", Notes="x" * 2000)
     put(dynamodb, "Small", MaxTemp=1)
@@ -256,6 +347,9 @@ def test_poison_item_is_deleted_listed_and_dead_lettered(dynamodb, make_backfill
     # The redrive can key it (and so resync it from the table), although it is not a stream record.
     rules = ChangeRules.from_settings(load_settings(environment(server)))
     assert list(read_batch([body["record"]], rules).by_key) == ["Big"]
+    logged = capsys.readouterr().out
+    assert "poison item" in logged and "backfill finished" in logged
+    assert '"Big"' not in logged  # log lines never carry key (attribute) values; the summary and the DLQ do
 
 
 def test_resume_continues_without_redoing_finished_pages(dynamodb, make_backfill, momento_server):
@@ -359,25 +453,81 @@ def test_handler_rejects_bad_input(backfill_handler):
         backfill_handler({"table": TABLE, "segments": "many"}, plenty)
 
 
-def test_cli_writes_the_resume_file_and_a_rerun_of_a_finished_backfill_does_nothing(
+def test_cli_runs_are_explicit_a_rerun_rebuilds_and_a_completed_state_is_never_resumed(
     dynamodb, monkeypatch, momento_env, momento_server, tmp_path, capsys
 ):
     for name, value in momento_env.items():
         monkeypatch.setenv(name, value)
     locations = fill(dynamodb, 12)
-    resume_file = tmp_path / "weather.json"
-    args = ["--table", TABLE, "--segments", "2", "--rate", "100000", "--resume", str(resume_file), "--json"]
+    state_file = tmp_path / "weather.json"
+    args = ["--table", TABLE, "--segments", "2", "--rate", "100000", "--json"]
 
-    assert backfill_module.main(args) == 0
+    assert backfill_module.main([*args, "--state-file", str(state_file)]) == 0
 
-    summary = json.loads(capsys.readouterr().out)
-    assert (summary["complete"], summary["items"], summary["sets"]) == (True, 12, 12)
-    saved = BackfillState.from_dict(json.loads(resume_file.read_text()))
-    assert saved.complete and saved.items == 12
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert (summary["complete"], summary["items"], summary["sets"], summary["recheckReads"]) == (True, 12, 12, 12)
+    assert f"checkpoints: {state_file}" in out.err
+    assert not state_file.exists()  # complete: nothing is left to resume
     assert set(cached(momento_server)) == set(locations)
-    sets_before = momento_server.calls["Set"]
 
+    # The cache is lost (flushed, say): running the backfill again rebuilds it from the beginning.
+    momento_server.reset()
+    momento_server.create_cache(TEST_CACHE_NAME)
+    monkeypatch.chdir(tmp_path)
     assert backfill_module.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["sets"] == 12
+    assert set(cached(momento_server)) == set(locations)
 
-    assert json.loads(capsys.readouterr().out)["items"] == 0
-    assert momento_server.calls["Set"] == sets_before
+    finished = BackfillState.new(TABLE, 2)
+    for position in finished.positions:
+        position.done, position.items = True, 6
+    state_file.write_text(json.dumps(finished.to_dict()))
+    with pytest.raises(SystemExit) as exit_status:
+        backfill_module.main(["--resume", str(state_file)])
+    assert exit_status.value.code == 2
+    assert "completed backfill" in capsys.readouterr().err
+
+
+def test_cli_interrupted_run_keeps_its_state_file_and_resume_finishes_it(
+    dynamodb, monkeypatch, momento_env, momento_server, tmp_path, capsys
+):
+    for name, value in momento_env.items():
+        monkeypatch.setenv(name, value)
+    locations = fill(dynamodb, 6)
+    state_file = tmp_path / "run.json"
+    # Every Set of one key fails for longer than the CLI's retry budget allows: its page is not done.
+    momento_server.add_fault(FaultRule(method="Set", key="city-004", code=grpc.StatusCode.PERMISSION_DENIED))
+
+    status = backfill_module.main(
+        ["--table", TABLE, "--segments", "1", "--rate", "100000", "--state-file", str(state_file)]
+    )
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"--resume {state_file}" in err
+    saved = BackfillState.from_dict(json.loads(state_file.read_text()))
+    assert not saved.complete
+    with pytest.raises(SystemExit):  # a new run never silently continues (or overwrites) an existing state file
+        backfill_module.main(["--table", TABLE, "--state-file", str(state_file)])
+
+    momento_server.clear_faults()
+    assert backfill_module.main(["--resume", str(state_file)]) == 0
+    assert set(cached(momento_server)) == set(locations)
+    assert not state_file.exists()
+
+
+def test_cli_without_a_region_says_so_in_one_line(monkeypatch, momento_env, capsys):
+    for name, value in momento_env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+
+    with pytest.raises(SystemExit) as exit_status:
+        backfill_module.main(["--table", TABLE])
+
+    assert exit_status.value.code == 2
+    err = capsys.readouterr().err
+    assert "no AWS region" in err
+    assert "Traceback" not in err

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from stream_processor.cache_keys import CacheKeyBuilder, KeyTemplateMismatch, key_value_text
 from stream_processor.changes import PoisonRecordError, parse_change
+from tests.dynamodb_values import numbers
 from tests.stream_processor.records import WEATHER_STREAM_ARN, insert, modify, record, remove, ttl_remove
 
 DEFAULT = CacheKeyBuilder(None)
@@ -43,7 +44,6 @@ def test_the_default_key_ignores_the_table() -> None:
     ("value", "text"),
     [
         ({"S": "Zürich #1"}, "Zürich #1"),
-        ({"S": ""}, ""),
         ({"N": "12345678901234567890.123456789"}, "12345678901234567890.123456789"),
         ({"N": "-0.000001"}, "-0.000001"),
         ({"N": "1E+40"}, "1E+40"),
@@ -79,13 +79,33 @@ def test_mixed_key_types_in_the_default_key() -> None:
         "Oslo",
         None,
         {"S": "\ud800"},  # no UTF-8 form: could never be sent to Momento
+        {"S": ""},  # DynamoDB key values are never empty
+        {"B": ""},
+        {"N": True},  # Decimal(True) would render "1"
+        {"N": 1},
+        {"B": "not base64"},
     ],
 )
 def test_a_malformed_key_value_makes_the_record_poison(value: Any) -> None:
     with pytest.raises(PoisonRecordError):
         key_value_text(value)
-    with pytest.raises(PoisonRecordError):
+    with pytest.raises(PoisonRecordError) as raised:
         DEFAULT.cache_key("t", {"k": value})
+    assert "dynamodb.Keys.k" in raised.value.reason
+
+
+def test_a_malformed_key_reason_names_the_attribute_and_type_never_the_value() -> None:
+    with pytest.raises(PoisonRecordError) as raised:
+        DEFAULT.cache_key("t", {"Location": {"N": "Oslo-secret"}})
+    assert raised.value.reason == (
+        "malformed record: dynamodb.Keys.Location.N must be a string holding a number, "
+        "got a string that is not a number"
+    )
+    with pytest.raises(PoisonRecordError) as raised:
+        DEFAULT.cache_key("t", {"Location": {"SS": ["Oslo-secret"]}})
+    assert raised.value.reason == (
+        "malformed record: dynamodb.Keys.Location must be an S, N or B attribute value, got SS holding an array"
+    )
 
 
 # --- KEY_TEMPLATE ------------------------------------------------------------------------------------------------
@@ -155,8 +175,7 @@ def test_insert_modify_remove_and_ttl_remove_of_an_item_share_one_key(template: 
 
 key_values = st.one_of(
     st.builds(lambda s: {"S": s}, st.text(min_size=1, max_size=10)),
-    st.builds(lambda n: {"N": str(n)}, st.integers()),
-    st.builds(lambda n: {"N": str(n)}, st.decimals(allow_nan=False, allow_infinity=False, places=6)),
+    st.builds(lambda n: {"N": n}, numbers),
     st.builds(lambda b: {"B": base64.b64encode(b).decode()}, st.binary(min_size=1, max_size=8)),
 )
 

@@ -39,6 +39,7 @@ def test_every_variable_of_the_issue_is_declared_with_its_default() -> None:
         "INCLUDE_ATTRIBUTES": None,
         "EXCLUDE_ATTRIBUTES": None,
         "TOPIC_MAX_BYTES": "4096",
+        "TOPIC_PACKING": "off",
         "MAX_IN_FLIGHT": "64",
         "DLQ_URL": None,
         "MOMENTO_API_KEY_SECRET": None,
@@ -92,6 +93,7 @@ def test_defaults_apply_when_only_the_required_variables_are_set() -> None:
     assert settings.include_attributes is None
     assert settings.exclude_attributes == frozenset()
     assert settings.topic_max_bytes == 4096
+    assert settings.topic_packing is False
     assert settings.max_in_flight == 64
     assert settings.dlq_url is None
 
@@ -105,6 +107,7 @@ def test_every_variable_is_read_when_set() -> None:
         INCLUDE_ATTRIBUTES="Location, Temperature,Conditions",
         EXCLUDE_ATTRIBUTES="Secret",
         TOPIC_MAX_BYTES="2048",
+        TOPIC_PACKING="on",
         MAX_IN_FLIGHT="8",
         DLQ_URL="https://sqs.us-east-1.amazonaws.com/123456789012/stream-dlq",
         MOMENTO_ENDPOINT="cell-4-us-east-1-1.prod.a.momentohq.com",
@@ -116,6 +119,7 @@ def test_every_variable_is_read_when_set() -> None:
     assert settings.include_attributes == frozenset({"Location", "Temperature", "Conditions"})
     assert settings.exclude_attributes == frozenset({"Secret"})
     assert settings.topic_max_bytes == 2048
+    assert settings.topic_packing is True
     assert settings.max_in_flight == 8
     assert settings.dlq_url == "https://sqs.us-east-1.amazonaws.com/123456789012/stream-dlq"
     assert settings.momento.api_key == API_KEY
@@ -172,6 +176,16 @@ def test_numbers_accept_positive_integers_with_surrounding_space(name: str, attr
     assert getattr(load(**{name: f" {value} "}), attribute) == value
 
 
+@pytest.mark.parametrize(("value", "packed"), [("on", True), ("ON", True), (" On ", True), ("off", False), ("", False)])
+def test_topic_packing_is_on_or_off(value: str, packed: bool) -> None:
+    assert load(TOPIC_PACKING=value).topic_packing is packed
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "1", "packed", "json"])
+def test_any_other_topic_packing_stops_start_up_naming_the_variable(value: str) -> None:
+    assert error_of(TOPIC_PACKING=value) == f"TOPIC_PACKING must be 'on' or 'off', got {value!r}"
+
+
 def test_default_ttl_above_max_ttl_names_both_variables() -> None:
     message = error_of(DEFAULT_TTL_SECONDS="7200", MAX_TTL_SECONDS="3600")
     assert "DEFAULT_TTL_SECONDS" in message
@@ -212,15 +226,29 @@ def test_no_momento_source_stops_start_up_naming_the_choices() -> None:
     "chosen",
     [
         ("MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"),
-        ("MOMENTO_API_KEY_SECRET", "MOMENTO_LOCAL_ENDPOINT"),
-        ("MOMENTO_API_KEY", "MOMENTO_LOCAL_ENDPOINT"),
         tuple(SOURCES),
     ],
 )
-def test_more_than_one_momento_source_stops_start_up(chosen: tuple[str, ...]) -> None:
+def test_more_than_one_key_source_stops_start_up(chosen: tuple[str, ...]) -> None:
     message = error_of(**sources(*chosen))
-    assert all(name in message for name in chosen)
+    assert all(name in message for name in ("MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"))
     assert API_KEY not in message
+
+
+@pytest.mark.parametrize("key_source", ["MOMENTO_API_KEY_SECRET", "MOMENTO_API_KEY"])
+def test_a_local_endpoint_with_a_key_source_sends_that_key_as_the_token(key_source: str) -> None:
+    momento = load(**sources(key_source, "MOMENTO_LOCAL_ENDPOINT")).momento
+    assert momento.is_local
+    assert (momento.local_host, momento.local_port) == ("127.0.0.1", 4443)
+    assert (momento.api_key_secret, momento.api_key) == (
+        ("prod/momento-api-key", None) if key_source == "MOMENTO_API_KEY_SECRET" else (None, API_KEY)
+    )
+    assert API_KEY not in repr(momento)
+
+
+def test_a_local_endpoint_excludes_a_momento_endpoint() -> None:
+    message = error_of(**sources("MOMENTO_LOCAL_ENDPOINT"), MOMENTO_ENDPOINT="cell-1.example.momentohq.com")
+    assert "MOMENTO_ENDPOINT" in message and "MOMENTO_LOCAL_ENDPOINT" in message
 
 
 def test_the_secret_source() -> None:

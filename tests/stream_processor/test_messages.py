@@ -225,11 +225,14 @@ def test_a_malformed_image_or_key_is_poison(part: str, value: dict[str, Any]) ->
     assert raised.value.reason
 
 
-def test_a_malformed_attribute_that_is_excluded_does_not_matter() -> None:
+def test_a_malformed_attribute_makes_the_record_poison_even_when_it_is_excluded() -> None:
+    # DynamoDB cannot have sent it, so no part of the record is trusted (an excluded TTL attribute still sets TTLs)
     raw = insert("Oslo", seq=119, Temperature="4")
     raw["dynamodb"]["NewImage"]["Broken"] = {"N": "warm"}
-    message = MessageFormat(exclude=frozenset({"Broken"})).change_message(change_of(raw), "Oslo")
-    assert decode(message)["newImage"] == {"Location": "Oslo", "Temperature": 4}
+    with pytest.raises(PoisonRecordError) as raised:
+        change_of(raw)
+    assert "dynamodb.NewImage.Broken.N" in raised.value.reason
+    assert "warm" not in raised.value.reason
 
 
 # --- property: the richest form that fits, never over the limit --------------------------------------------------

@@ -8,8 +8,9 @@ import boto3
 import jwt
 import pytest
 
-from stream_processor.config import ConfigurationError, MomentoConnection, load_settings
-from stream_processor.momento_clients import MomentoRuntime, credential_provider
+from stream_processor.config import PLACEHOLDER_API_KEY, ConfigurationError, MomentoConnection, load_settings
+from stream_processor.momento_clients import MomentoRuntime
+from stream_processor.momento_credentials import credential_provider, read_api_key
 
 V2_KEY = jwt.encode({"t": "g", "id": "sensitive-key-id"}, "test-signing-key-of-at-least-32-bytes", algorithm="HS256")
 ENDPOINT = "cell-1-us-east-1-1.prod.a.momentohq.com"
@@ -69,3 +70,31 @@ def test_the_cache_clients_reuse_one_grpc_stub_per_channel(momento_server, momen
     assert manager.async_stub() is manager.async_stub()
     assert runtime.run(runtime.set("k", b"v", 60_000)) is None
     assert momento_server.cache_items("test-cache") == {"k": b"v"}
+
+
+def test_a_local_endpoint_with_a_key_sends_it_as_the_token_over_plaintext():
+    provider = credential_provider(MomentoConnection(api_key="local-token", local_host="127.0.0.1", local_port=4443))
+
+    assert provider.get_auth_token() == "local-token"
+    assert (provider.cache_endpoint, provider.port) == ("127.0.0.1", 4443)  # not 443: the SDK opens no TLS channel
+
+
+def test_a_local_endpoint_without_a_key_sends_an_empty_token():
+    provider = credential_provider(MomentoConnection(local_host="127.0.0.1", local_port=4443))
+    assert provider.get_auth_token() == ""
+
+
+def test_the_placeholder_as_the_key_itself_is_refused_naming_the_variable():
+    with pytest.raises(ConfigurationError, match="MOMENTO_API_KEY holds the placeholder"):
+        read_api_key(MomentoConnection(api_key=PLACEHOLDER_API_KEY, endpoint=ENDPOINT))
+
+
+def test_a_fresh_read_bypasses_the_cached_secret(aws):
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="momento/rotated", SecretString="key-1")
+    connection = MomentoConnection(api_key_secret="momento/rotated", local_host="127.0.0.1", local_port=4443)
+    assert read_api_key(connection) == "key-1"
+    secrets.put_secret_value(SecretId="momento/rotated", SecretString="key-2")
+
+    assert read_api_key(connection) == "key-1"  # Powertools' cache
+    assert read_api_key(connection, fresh=True) == "key-2"

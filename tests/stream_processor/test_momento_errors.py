@@ -14,7 +14,7 @@ from momento.errors.exceptions import ClientResourceExhaustedException, Connecti
 from momento.internal.services import Service
 from momento.responses import CacheDelete, CacheSet, TopicPublish
 
-from stream_processor.momento_errors import FailureKind, classify, error_trailer
+from stream_processor.momento_errors import FailureKind, MomentoTarget, classify, error_trailer
 
 RESPONSES = {"set": (CacheSet.Error, Service.CACHE), "delete": (CacheDelete.Error, Service.CACHE)}
 RESPONSES["publish"] = (TopicPublish.Error, Service.TOPICS)
@@ -142,3 +142,52 @@ def test_every_sdk_error_code_has_a_kind() -> None:
 
     for code in MomentoErrorCode:
         assert classify(Bare(code)).kind in set(FailureKind)
+
+
+# --- causes that name the thing to fix ---------------------------------------------------------------------------
+
+TARGET = MomentoTarget(
+    cache_name="weather-cache",
+    topic_name="weather-changes",
+    endpoint="127.0.0.1:9",
+    endpoint_variable="MOMENTO_LOCAL_ENDPOINT",
+    key_source="the secret 'prod/momento' named by MOMENTO_API_KEY_SECRET",
+)
+# gRPC's own text for a closed port
+REFUSED = (
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: "
+    "Failed to connect to remote host: Connection refused"
+)
+
+
+@CALLS
+def test_a_missing_cache_names_the_cache(call: str) -> None:
+    failure = classify(sdk_error(grpc.StatusCode.NOT_FOUND, call=call), TARGET)
+    assert failure.kind is FailureKind.SYSTEMIC
+    assert 'create the cache "weather-cache"' in failure.cause
+    assert "CACHE_NAME" in failure.cause
+
+
+@CALLS
+def test_a_refused_connection_is_systemic_and_names_the_endpoint_and_the_variable(call: str) -> None:
+    failure = classify(sdk_error(grpc.StatusCode.UNAVAILABLE, call=call, details=REFUSED), TARGET)
+    assert failure.kind is FailureKind.SYSTEMIC
+    assert "connection refused by 127.0.0.1:9" in failure.cause
+    assert "MOMENTO_LOCAL_ENDPOINT" in failure.cause
+
+
+def test_an_unavailable_endpoint_that_does_not_refuse_is_retried_and_named() -> None:
+    failure = classify(sdk_error(grpc.StatusCode.UNAVAILABLE, details="Socket closed"), TARGET)
+    assert failure.kind is FailureKind.RETRYABLE
+    assert failure.cause == "SERVER_UNAVAILABLE from 127.0.0.1:9 (check MOMENTO_LOCAL_ENDPOINT)"
+
+
+def test_an_authentication_failure_names_where_the_key_comes_from() -> None:
+    failure = classify(sdk_error(grpc.StatusCode.UNAUTHENTICATED), TARGET)
+    assert failure.kind is FailureKind.SYSTEMIC
+    assert "the secret 'prod/momento' named by MOMENTO_API_KEY_SECRET" in failure.cause
+
+
+def test_a_permission_failure_names_the_cache_and_the_topic() -> None:
+    failure = classify(sdk_error(grpc.StatusCode.PERMISSION_DENIED, call="publish"), TARGET)
+    assert '"weather-cache"' in failure.cause and '"weather-changes"' in failure.cause

@@ -20,12 +20,14 @@ from local_pipeline.momento_server import ERR_ITEM_SIZE, FaultRule, LocalMomento
 from stream_processor import redrive as redrive_module
 from stream_processor.config import load_settings
 from stream_processor.dead_letters import POISON_KIND
+from stream_processor.key_sync import KeySync
 from stream_processor.observability import logger
 from stream_processor.redrive import BACKFILL_HINT, Redrive, RedriveOptions
 from stream_processor.retries import Backoff
 from stream_processor.stream_records import read_stream_range
 from tests.conftest import TEST_CACHE_NAME, TEST_TOPIC_NAME, OpenedRuntimes
 from tests.fakes import CurrentStdout, FakeClock
+from tests.races import resync_without_recheck, while_held
 from tests.stream_processor.records import image, insert, modify, record
 
 TABLE = "weather"
@@ -266,6 +268,33 @@ def test_invalid_on_failure_record_is_kept(queue, redrive):
 # -- poison records ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("recheck", [True, False], ids=["with the re-check", "planted bug: no re-check"])
+def test_a_change_applied_by_the_stream_while_the_redrive_write_is_in_flight_is_not_overwritten(
+    table, queue, redrive, momento_server, handler, lambda_context, monkeypatch, recheck
+):
+    # A discarded batch touched Oslo; the redrive reads Oslo (MaxTemp 3) and its set is in flight when the item
+    # changes and the live stream processor applies the change.
+    table.put("Oslo", MaxTemp=3)
+    shard_id, records = table.stream_records()
+    queue.send(table.on_failure(records, shard_id))
+    if not recheck:
+        monkeypatch.setattr(KeySync, "resync", resync_without_recheck)
+
+    def live_change(caught) -> None:
+        assert caught == [("Set", "Oslo")]
+        table.put("Oslo", MaxTemp=4)
+        assert handler({"Records": [modify("Oslo", seq=90, MaxTemp=4)]}, lambda_context()) == {"batchItemFailures": []}
+
+    summary, _ = while_held(momento_server, lambda: run(redrive, queue), live_change, key="Oslo")
+
+    if recheck:
+        assert cached(momento_server) == {"Oslo": {"Location": "Oslo", "MaxTemp": 4}}
+        assert (summary.keys_resynced, summary.rechecks, summary.rewrites, summary.kept) == (1, 2, 1, [])
+        assert queue.visible() == []
+    else:  # the scenario really is the race: without the re-check the older value lands last and stays
+        assert cached(momento_server)["Oslo"]["MaxTemp"] == 3
+
+
 def test_poison_record_with_an_old_image_gets_the_table_s_newer_item(table, queue, redrive, momento_server):
     table.put("Tokyo", MaxTemp=25, MinTemp=18)
     stale = modify("Tokyo", seq=100, MaxTemp=21, old={"MaxTemp": 20})
@@ -335,6 +364,26 @@ def test_unparseable_record_with_a_known_key_publishes_a_resync_message(table, q
     assert queue.visible() == []
 
 
+def test_record_with_a_malformed_image_drains_as_a_resync_message(table, queue, redrive, momento_server):
+    # The stream processor dead-lettered this record (an attribute of a type DynamoDB does not have); its key is
+    # readable, so the redrive resyncs the key from the table and publishes a resync message: nothing stays.
+    table.put("Lima", MaxTemp=19)
+    bad = insert("Lima", seq=51, MaxTemp=18)
+    bad["dynamodb"]["NewImage"]["Odd"] = {"XYZ": "?"}
+    queue.send(poison("malformed record: attribute 'Odd': unknown DynamoDB type", bad))
+
+    summary = run(redrive, queue)
+
+    assert summary.kept == []
+    assert summary.poison_resent == 0
+    assert queue.visible() == []
+    assert cached(momento_server) == {"Lima": {"Location": "Lima", "MaxTemp": 19}}
+    [message] = published(momento_server)
+    assert (message["eventName"], message["eventID"], message["sequenceNumber"]) == ("RESYNC", bad["eventID"], "51")
+    assert message["newImage"] == {"Location": "Lima", "MaxTemp": 19}
+    assert message["redriven"] is True
+
+
 def test_poison_without_a_readable_key_stays_with_the_reason_updated(queue, redrive, momento_server):
     queue.send(poison("old reason", {"eventSource": "aws:dynamodb", "eventName": "INSERT"}))
 
@@ -373,15 +422,21 @@ def test_item_still_too_large_stays_poison_with_the_reason_updated(table, queue,
 # -- failures, dry run, entry points -------------------------------------------------------------------------------
 
 
-def test_momento_fault_that_outlasts_retries_keeps_the_message(table, queue, redrive, momento_server):
-    table.put("Tokyo", MaxTemp=25)
-    queue.send(poison("r", modify("Tokyo", seq=100, MaxTemp=21)))
+def test_momento_fault_that_outlasts_retries_keeps_the_message(table, queue, redrive, momento_server, capsys):
+    logger.registered_handler.stream = CurrentStdout()
+    table.put("Tokyo-7f3a", MaxTemp=25)
+    queue.send(poison("r", modify("Tokyo-7f3a", seq=100, MaxTemp=21)))
     momento_server.add_fault(FaultRule(method="Set", code=grpc.StatusCode.UNAVAILABLE))
 
     summary = run(redrive, queue, retry_seconds=3.0)
 
     assert summary.messages_deleted == 0
     assert "SERVER_UNAVAILABLE" in summary.kept[0].reason
+    assert "SERVER_UNAVAILABLE" in summary.kept[0].failed_keys["Tokyo-7f3a"]
+    assert "Tokyo-7f3a" in summary.text()  # the operator's report names the key...
+    logged = capsys.readouterr().out
+    assert "message kept" in logged and "redrive finished" in logged
+    assert "Tokyo-7f3a" not in logged  # ...log lines never carry key (attribute) values
     assert cached(momento_server) == {}
     assert published(momento_server) == []
     assert len(queue.visible()) == 1
