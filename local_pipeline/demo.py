@@ -112,7 +112,9 @@ def run_demo(
             table.write_all(history, on_write=lambda: progress.advance(writing))
             processing = progress.add_task("processing the stream", total=len(history))
             handler = _recording(lambda_time.wrap(log.wrap(_container_handler())), changes)
-            mapping = StreamEventSourceMapping(stream_arn, handler, settings, clock=lambda_time)
+            mapping = StreamEventSourceMapping(
+                stream_arn, handler, settings, clock=lambda_time, rng=random.Random(options.seed)
+            )
             report = _drive(mapping, lambda: progress.update(processing, completed=len(changes)))
 
         topic = _topic_tally(subscriber, server, changes)
@@ -150,11 +152,7 @@ def _drive(mapping: StreamEventSourceMapping, on_progress: Callable[[], None]) -
     total = MappingReport()
     while total.invocations < MAX_INVOCATIONS:
         part = mapping.poll_once(max_invocations=MAX_INVOCATIONS - total.invocations)
-        total.invocation_log.extend(part.invocation_log)
-        total.discarded.extend(part.discarded)
-        total.batches_retried += part.batches_retried
-        total.bisections += part.bisections
-        total.checkpoints = part.checkpoints
+        total.extend(part)
         on_progress()
         if not part.invocation_log and not part.discarded:
             return total

@@ -3,7 +3,8 @@
 What ``sam local invoke`` does before it starts a container, without the SAM CLI: read ``template.yaml`` (with its
 CloudFormation tags), merge ``Globals.Function`` with the function's own properties, and resolve the intrinsic
 functions with the parameters' defaults: ``Ref`` (parameters, pseudo parameters, resources: their logical id, as
-sam local), ``Fn::If`` with the template's conditions, ``Fn::Sub``, ``Fn::Select``, ``Fn::Split``, ``Fn::Join``;
+sam local), ``Fn::If`` with the template's conditions, ``Fn::FindInMap``, ``Fn::Sub``, ``Fn::Select``, ``Fn::Split``,
+``Fn::Join``;
 ``AWS::NoValue`` leaves the variable out. Anything else (``Fn::GetAtt``, ``Fn::ImportValue``, ...) cannot be known
 locally and becomes empty, as in sam local, and is named in ``FunctionConfig.unresolved``.
 
@@ -32,8 +33,6 @@ PSEUDO_PARAMETERS = {
     "AWS::StackName": "local",
     "AWS::URLSuffix": "amazonaws.com",
 }
-_TAGS = ("Base64", "Cidr", "FindInMap", "GetAZs", "ImportValue", "Join", "Select", "Split", "Sub", "Transform")
-_CONDITION_FUNCTIONS = ("Equals", "Not", "And", "Or", "If")
 _SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]*)\}")
 
 
@@ -61,26 +60,21 @@ class _TemplateLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short tags (``!Ref X`` is ``{"Ref": "X"}``, ``!If [...]`` is ``{"Fn::If": ...}``)."""
 
 
-def _tag(name: str):
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if name == "Fn::GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {name: value}
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    """``!Name value`` as the long form: ``{"Ref": ...}``, ``{"Condition": ...}`` or ``{"Fn::Name": ...}``."""
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if name == "Fn::GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
 
-    return construct
 
-
-_TemplateLoader.add_constructor("!Ref", _tag("Ref"))
-_TemplateLoader.add_constructor("!Condition", _tag("Condition"))
-_TemplateLoader.add_constructor("!GetAtt", _tag("Fn::GetAtt"))
-for _name in (*_TAGS, *_CONDITION_FUNCTIONS):
-    _TemplateLoader.add_constructor(f"!{_name}", _tag(f"Fn::{_name}"))
+_TemplateLoader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -176,6 +170,7 @@ class _Resolver:
             if isinstance(spec, dict)
         }
         self.conditions = template.get("Conditions") or {}
+        self.mappings = template.get("Mappings") or {}
         self.resources = set(template.get("Resources") or {})
         self.pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": region}
         self._evaluated: dict[str, bool] = {}
@@ -202,6 +197,12 @@ class _Resolver:
         if function == "Fn::Select":
             index, items = argument
             return self.resolve(items)[int(self.resolve(index))]
+        if function == "Fn::FindInMap":
+            mapping, first, second = (_text(self.resolve(part)) for part in argument[:3])
+            try:
+                return self.mappings[mapping][first][second]
+            except (KeyError, TypeError):
+                raise _Unresolved(f"Fn::FindInMap {mapping}.{first}.{second}") from None
         if function in {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition"}:
             return self.truth(value)
         raise _Unresolved(function)

@@ -178,15 +178,17 @@ def _invoke(log: HandlerLog, event: Any, context: LambdaContext) -> tuple[Any, s
 def _function_environment(config: FunctionConfig, overrides: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """The template's variables, then the shell's, then the overrides (only declared names, as sam local)."""
     environment = dict(config.environment)
-    for name in environment:
-        if name in os.environ:
-            environment[name] = os.environ[name]
+    from_user = {name: os.environ[name] for name in environment if name in os.environ}
+    from_user.update({name: value for name, value in overrides.items() if name in environment})
+    environment.update(from_user)
     notes = []
     undeclared = sorted(name for name in overrides if name not in environment)
     if undeclared:
         notes.append(f"not declared by the template, so not set (as sam local): {', '.join(undeclared)}")
-    environment.update({name: value for name, value in overrides.items() if name in environment})
-    ignored = sorted(name for name in MOMENTO_CREDENTIALS if environment.pop(name, ""))
+    # The template's secret reference means nothing here; a key or endpoint you set is ignored, and said so.
+    ignored = sorted(name for name in MOMENTO_CREDENTIALS if from_user.get(name))
+    for name in MOMENTO_CREDENTIALS:
+        environment.pop(name, None)
     if ignored:
         notes.append(f"ignored: {', '.join(ignored)} (make invoke always uses its local Momento server)")
     if config.unresolved:
@@ -255,7 +257,11 @@ def main(argv: Sequence[str] | None = None, *, server: LocalMomentoServer | None
     options = parse_args(argv)
     with _errors_as_one_line():
         result = run_invoke(options, server=server)
-    print_result(result, sys.stdout)
+    try:
+        print_result(result, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the output went to `head` or the like, which stopped reading: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if result.error is not None else 0
 
 

@@ -21,8 +21,8 @@ which the server's answers arrive. So the local pipeline runs the handler on vir
 With the local server deciding its injected faults from the seed and each call's identity (not from arrival order),
 the same seed then gives the same calls, retries, batch outcomes and report.
 
-The handler is not changed: ``installed()`` substitutes the two seams the test suite uses for the same purpose
-(``app.execute_plan``'s ``rng`` and gateway, ``executor.call_with_retries``'s ``sleep``) for as long as it is active.
+The handler is not changed: ``installed()`` wraps the seam the test suite uses for the same purpose
+(``app.execute_plan``, whose ``rng`` and ``sleep`` it sets and whose gateway it wraps) for as long as it is active.
 """
 
 from __future__ import annotations
@@ -96,24 +96,19 @@ class VirtualLambdaTime:
     @contextlib.contextmanager
     def installed(self) -> Iterator[VirtualLambdaTime]:
         """Run the stream processor's executions on this clock while the block runs."""
-        from stream_processor import app, executor
+        from stream_processor import app
 
-        execute_plan, call_with_retries = app.execute_plan, executor.call_with_retries
+        execute_plan = app.execute_plan
 
         def execute_on_virtual_time(plan: Any, gateway: Any, deadline: Any, *, max_in_flight: int, **options: Any):
-            options["rng"] = self.jitter
+            options.update(rng=self.jitter, sleep=self.sleep)
             return execute_plan(plan, _LaneGateway(gateway, self), deadline, max_in_flight=max_in_flight, **options)
 
-        def retry_on_virtual_time(*args: Any, **kwargs: Any):
-            kwargs["sleep"] = self.sleep
-            return call_with_retries(*args, **kwargs)
-
         app.execute_plan = execute_on_virtual_time
-        executor.call_with_retries = retry_on_virtual_time
         try:
             yield self
         finally:
-            app.execute_plan, executor.call_with_retries = execute_plan, call_with_retries
+            app.execute_plan = execute_plan
 
     # lanes
 

@@ -257,12 +257,8 @@ def report_without_timings(args: list[str], capsys: pytest.CaptureFixture[str], 
     return status, [line.rstrip() for line in lines if "°C" not in line]
 
 
-# Needs the local server to decide each injected fault from the seed and the call's identity (method, key, attempt)
-# rather than from the order in which concurrent calls arrive; the demo side (workload, moto's ids, virtual Lambda
-# time, per-key jitter, report order) is seeded already. Remove the marker once the server does.
-@pytest.mark.xfail(
-    strict=True, reason="the local server still draws its faults in the order calls arrive, not per call identity"
-)
+# The seed decides the workload, moto's identifiers, the handler's jitter (per key, on virtual Lambda time) and the
+# server's faults (per method, key and attempt), so nothing depends on the order in which concurrent calls arrive.
 def test_the_same_seed_replays_a_fault_run_line_for_line(capsys, tmp_path):
     args = ["--fault-rate", "0.3", "--seed", "7", "--show", "0"]
 
