@@ -129,7 +129,9 @@ def run_invoke(options: InvokeOptions, *, server: LocalMomentoServer | None = No
             environment["DLQ_URL"] = dlq_url
         environment["MOMENTO_LOCAL_ENDPOINT"] = server.endpoint
         context = _context(event, config)
-        stack.enter_context(scoped_environment({**environment, **_runtime_variables(config, context)}))
+        # The function sees its own variables only: none of the shell's (a key exported there) that it does not declare.
+        unset = [name for name in (*_processor_variables(), *MOMENTO_CREDENTIALS) if name not in environment]
+        stack.enter_context(scoped_environment({**environment, **_runtime_variables(config, context)}, remove=unset))
         log = stack.enter_context(HandlerLog(log_path).capture(_log_level(environment)))
         response, error = _invoke(log, event, context)
         items = server.cache_items(cache_name) if cache_name else {}
@@ -194,6 +196,12 @@ def _function_environment(config: FunctionConfig, overrides: Mapping[str, str]) 
     if config.unresolved:
         notes.append(f"only AWS knows these, left empty: {', '.join(config.unresolved)}")
     return {name: value for name, value in environment.items() if value != ""}, notes
+
+
+def _processor_variables() -> list[str]:
+    from stream_processor.config import POWERTOOLS_VARIABLES, VARIABLES
+
+    return [*(variable.name for variable in VARIABLES), *POWERTOOLS_VARIABLES]
 
 
 def _records(event: Any) -> list[dict[str, Any]]:

@@ -110,6 +110,7 @@ def test_overrides_come_from_the_shell_then_the_env_vars_file_and_momento_keys_a
 ):
     monkeypatch.setenv("TOPIC_NAME", "from-the-shell")
     monkeypatch.setenv("KEY_TEMPLATE", "shell:{Location}")
+    monkeypatch.setenv("MOMENTO_API_KEY_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:in-the-shell")
     env_vars = tmp_path / "env.json"
     secret = "not-a-real-key-but-never-print-it"
     env_vars.write_text(
@@ -127,7 +128,9 @@ def test_overrides_come_from_the_shell_then_the_env_vars_file_and_momento_keys_a
     assert list(momento_server.cache_items(CACHE)) == ["weather:Seattle"]  # the file's function section wins
     assert len(momento_server.published(CACHE, "from-the-shell")) == 1  # the shell beats the template
     assert "not declared by the template, so not set (as sam local): UNDECLARED" in output
-    assert "ignored: MOMENTO_API_KEY (make invoke always uses its local Momento server)" in output
+    assert (
+        "ignored: MOMENTO_API_KEY, MOMENTO_API_KEY_SECRET (make invoke always uses its local Momento server)" in output
+    )
     assert secret not in output
 
 
