@@ -22,13 +22,13 @@ $(PY):
 
 $(VENV)/.local-installed: requirements-local.txt functions/requirements.txt | $(PY)
 	@echo "==> Installing the runtime and local-pipeline packages (requirements-local.txt: momento, Powertools, boto3,"
-	@echo "    moto, rich; about 190 MB). Once only; about a minute on a fast connection."
+	@echo "    moto, rich; about 190 MB). Once only: from 15 s to a few minutes, depending on the connection."
 	@$(PIP) --requirement requirements-local.txt
 	@touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.local-installed
 	@echo "==> Installing the development tools (requirements-dev.txt: SAM CLI, cfn-lint, pytest, hypothesis, ruff;"
-	@echo "    about 280 MB more). Once only; about a minute on a fast connection."
+	@echo "    about 280 MB more). Once only: from 30 s to a few minutes, depending on the connection."
 	@$(PIP) --requirement requirements-dev.txt
 	@touch $@
 
