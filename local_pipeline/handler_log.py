@@ -40,8 +40,9 @@ class HandlerLog:
         self._file: TextIO | None = None
 
     @contextlib.contextmanager
-    def capture(self) -> Iterator[HandlerLog]:
-        """Route Powertools' handler, the root logger and (through ``wrap``) the handler's prints into the file."""
+    def capture(self, level: int = logging.INFO) -> Iterator[HandlerLog]:
+        """Route Powertools' handler, the root logger and (through ``wrap``) the handler's prints into the file;
+        the handler logs at ``level`` or below it, never above INFO (the invocation summaries are INFO lines)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as file:
             self._file = file
@@ -51,7 +52,7 @@ class HandlerLog:
             if isinstance(powertools_handler, logging.StreamHandler):
                 powertools_handler.setStream(file)
             previous_level = logger.log_level
-            logger.setLevel(logging.INFO)  # the invocation summaries are INFO lines, whatever POWERTOOLS_LOG_LEVEL says
+            logger.setLevel(min(level, logging.INFO))
             root_handler = logging.StreamHandler(file)
             root_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             # Powertools' records also propagate to the root: they are in the file already, as JSON.
@@ -81,8 +82,19 @@ class HandlerLog:
         """Sum the invocation summaries written to the file so far."""
         counts = dict.fromkeys(_COUNTED, 0)
         invocations = 0
+        for entry in self.entries():
+            if entry.get("message") != _SUMMARY_MESSAGE:
+                continue
+            invocations += 1
+            for name in _COUNTED:
+                counts[name] += int(entry.get(name, 0))
+        return InvocationTotals(invocations=invocations, **counts)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The Powertools JSON log entries written to the file so far, in order."""
         if self._file is not None:
             self._file.flush()
+        found = []
         with self.path.open(encoding="utf-8") as file:
             for line in file:
                 if not line.startswith("{"):
@@ -91,9 +103,6 @@ class HandlerLog:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if not isinstance(entry, dict) or entry.get("message") != _SUMMARY_MESSAGE:
-                    continue
-                invocations += 1
-                for name in _COUNTED:
-                    counts[name] += int(entry.get(name, 0))
-        return InvocationTotals(invocations=invocations, **counts)
+                if isinstance(entry, dict) and "level" in entry and "message" in entry:
+                    found.append(entry)
+        return found

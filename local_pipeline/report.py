@@ -7,22 +7,29 @@ TTL counts as absent), or which keys differ and why.
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from local_pipeline.comparison import Comparison, KeyState, TableState
-from local_pipeline.demo import CACHE_NAME, TABLE_NAME, TOPIC_NAME, DemoResult, TopicTally
+from local_pipeline.comparison import Comparison, TableState
+from local_pipeline.event_source_mapping import InvocationOutcome
+from local_pipeline.key_table import key_table
+from local_pipeline.run_result import CACHE_NAME, TABLE_NAME, TOPIC_NAME, DemoResult, TopicTally
 from local_pipeline.weather import TTL_ATTRIBUTE, WriteKind
 
 __all__ = ["render"]
 
 _MAX_DIFFERING_SHOWN = 20
 _MAX_DEAD_LETTERS_SHOWN = 20
+_OUTCOMES = {
+    InvocationOutcome.SUCCESS: "succeeded",
+    InvocationOutcome.PARTIAL_FAILURE: "partial batch failures",
+    InvocationOutcome.FUNCTION_ERROR: "function errors",
+    InvocationOutcome.TIMEOUT: "timed out",
+    InvocationOutcome.INVALID_RESPONSE: "invalid responses",
+}
 
 
 def render(result: DemoResult, console: Console) -> None:
@@ -39,13 +46,14 @@ def render(result: DemoResult, console: Console) -> None:
     )
     console.print(
         "DynamoDB table (moto, NEW_AND_OLD_IMAGES stream) → event source mapping emulator → "
-        "stream_processor.app.handler → local Momento server (real SDK over gRPC) → topic subscriber",
+        "stream_processor.app.handler on virtual Lambda time → local Momento server (real SDK over gRPC) → topic "
+        "subscriber",
         style="dim",
     )
     console.print(_summary(result))
     console.print(_dead_letter_table(result))
     if result.options.show or not result.comparison.all_equal:
-        console.print(_key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
+        console.print(key_table(result.comparison, result.options.show, result.compared_at, "Cache against table"))
     _verdict(console, result.comparison, result, after_redrive=False)
     if result.redrive_unavailable:
         console.print(f"[yellow]{result.redrive_unavailable}[/]")
@@ -60,7 +68,12 @@ def render(result: DemoResult, console: Console) -> None:
         differing = {state.key for state in result.comparison.differing}
         shown = [state for state in redrive.comparison.keys if state.key in differing]
         if shown:
-            console.print(_key_table(Comparison(shown), len(shown), result.compared_at, "Keys that differed, now"))
+            now_equal = sum(state.equal for state in shown)
+            console.print(
+                f"Keys behind the table before the redrive: {len(shown)} ({escape(', '.join(s.key for s in shown))});"
+                f" equal to it now: {now_equal} of {len(shown)}."
+            )
+            console.print(key_table(Comparison(shown), len(shown), result.compared_at, "Keys that differed, now"))
         _verdict(console, redrive.comparison, result, after_redrive=True)
     for note in result.notes:
         console.print(note)
@@ -80,40 +93,65 @@ def _summary(result: DemoResult) -> Table:
         f'{result.changes_written} changes written to table "{TABLE_NAME}" (Location key, TTL attribute '
         f"{TTL_ATTRIBUTE}): {kinds}",
     )
+    grid.add_row("Stream", _stream_line(result))
     mapping = result.mapping
-    processed = f"{len(result.changes)} of {result.changes_written} changes processed"
-    if not result.all_delivered:
-        processed = f"[red]{processed}[/]"
+    outcomes = result.outcomes
     grid.add_row(
-        "Stream",
-        f"{processed} in {mapping.invocations} invocations · batch retries {mapping.batches_retried} · "
-        f"bisections {mapping.bisections} · records sent to the DLQ {mapping.records_sent_to_on_failure_destination}"
-        + ("" if mapping.caught_up else " · [red]stopped before catching up[/]"),
+        "Invocations",
+        f"{mapping.invocations} ("
+        + " · ".join(f"{outcomes[outcome]} {text}" for outcome, text in _OUTCOMES.items() if outcomes[outcome])
+        + f") delivering {mapping.records_delivered} records: every change once, plus {result.redeliveries} "
+        f"re-deliveries of retried or split batches · batch retries {mapping.batches_retried} · bisections "
+        f"{mapping.bisections}",
     )
     handler = result.handler
     grid.add_row(
         "Handler",
-        f"cache sets {handler.sets} · deletes {handler.deletes} · publishes {handler.publishes} · superseded writes "
-        f"{handler.superseded_writes} · retries with backoff {handler.retries} · records reported failed "
-        f"{handler.failures} · "
-        f"poison {handler.poison_records}",
+        f"summed over its {handler.invocations} invocations, re-delivered records again: records {handler.records} · "
+        f"cache sets {handler.sets} · deletes {handler.deletes} · superseded writes {handler.superseded_writes} "
+        f"(earlier writes of a key in the same batch, skipped) · publishes {handler.publishes} · retries with "
+        f"backoff {handler.retries} · records reported failed {handler.failures} · poison {handler.poison_records}",
     )
-    grid.add_row("Momento calls", _counts(result.momento_calls) or "none")
+    calls = _counts(result.momento_calls)
+    grid.add_row(
+        "Momento calls",
+        f"{calls} (every call the server received, the SDK's own immediate retries included)" if calls else "none",
+    )
     faults = _counts(result.injected_faults)
     if faults:
         faults += (
             f" ({sum(result.injected_faults.values())} in all: UNAVAILABLE, DEADLINE_EXCEEDED after the write took "
-            "effect, RESOURCE_EXHAUSTED rate limits; the SDK retries UNAVAILABLE sets and deletes itself, at once)"
+            "effect, RESOURCE_EXHAUSTED rate limits; calls minus faults are the handler's successful calls; the SDK "
+            "retries UNAVAILABLE sets and deletes itself, at once)"
         )
     grid.add_row("Injected faults", faults or "none")
     grid.add_row("Topic", _topic_line(result.topic, result, after_redrive=False))
     return grid
 
 
+def _stream_line(result: DemoResult) -> str:
+    """Every change once: processed (the mapping moved past it) or skipped (its batch ran out of retries)."""
+    skipped = len(result.discarded_changes)
+    line = f"{result.changes_written} changes: {len(result.changes) - skipped} processed"
+    if skipped:
+        messages = sum(batch.sent for batch in result.mapping.discarded)
+        line += (
+            f", {skipped} skipped because their batch ran out of retries ({_plural(messages, 'on-failure message')} "
+            "in the DLQ name their ranges)"
+        )
+    missing = result.changes_written - len(result.changes)
+    if missing:
+        line += f", [red]{missing} never reached the handler[/]"
+    if not result.mapping.caught_up:
+        line += " · [red]the mapping stopped before catching up[/]"
+    return line
+
+
 def _topic_line(topic: TopicTally, result: DemoResult, *, after_redrive: bool) -> str:
     line = (
-        f"{_plural(topic.accepted_by_server, 'message')} published to {CACHE_NAME}/{TOPIC_NAME}, {topic.received} "
-        f"received by the subscriber: {topic.distinct_changes} of {len(result.changes)} changes at least once"
+        f"{_plural(topic.accepted_by_server, 'message')} accepted on {CACHE_NAME}/{TOPIC_NAME}, {topic.received} "
+        f"received by the subscriber ({_plural(result.subscriptions, 'subscription')}): {topic.distinct_changes} of "
+        f"{len(result.changes)} changes at least once"
     )
     if topic.duplicates:
         why = "a retried publish may already have taken effect" + (
@@ -157,68 +195,6 @@ def _dead_letter_table(result: DemoResult) -> Table | Text:
     if len(result.dead_letters) > _MAX_DEAD_LETTERS_SHOWN:
         table.add_row("…", f"and {len(result.dead_letters) - _MAX_DEAD_LETTERS_SHOWN} more messages", "", "")
     return table
-
-
-def _key_table(comparison: Comparison, show: int, now: float, title: str) -> Table:
-    states = comparison.keys[:show]
-    shown = {state.key for state in states}
-    states += [state for state in comparison.differing if state.key not in shown][:_MAX_DIFFERING_SHOWN]
-    table = Table(title=f"{title} ({len(states)} of {len(comparison.keys)} keys)", title_justify="left")
-    table.add_column("Key")
-    table.add_column(f"Table ({TABLE_NAME})")
-    table.add_column(f"Cache ({CACHE_NAME})")
-    table.add_column("Equal", justify="center")
-    for state in states:
-        table.add_row(
-            escape(state.key),
-            _table_cell(state, now),
-            _cache_cell(state, now),
-            "[green]✓[/]" if state.equal else "[red]✗[/]",
-        )
-    return table
-
-
-def _table_cell(state: KeyState, now: float) -> str:
-    if state.table_state is TableState.ABSENT:
-        return "[dim]absent[/]"
-    text = _forecast(state.table_item or {}, now)
-    if state.table_state is TableState.EXPIRED:
-        return f"[dim]{text} (still in table)[/]"
-    return text
-
-
-def _cache_cell(state: KeyState, now: float) -> str:
-    if state.cache_error is not None:
-        return f"[red]unreadable: {escape(state.cache_error)}[/]"
-    if state.cache_item is None:
-        return "[dim]absent[/]"
-    return _forecast(state.cache_item, now)
-
-
-def _forecast(item: dict[str, Any], now: float) -> str:
-    text = f"{_value(item, 'MaxTemp')}/{_value(item, 'MinTemp')} °C, {_value(item, 'ChancesOfPrecipitation')}% rain"
-    expires_at = item.get(TTL_ATTRIBUTE)
-    if expires_at is None:
-        return text + ", no TTL"
-    remaining = float(expires_at) - now
-    if remaining <= 0:
-        return text + f", expired {_duration(-remaining)} ago"
-    return text + f", expires in {_duration(remaining)}"
-
-
-def _value(item: dict[str, Any], name: str) -> str:
-    value = item.get(name)
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return "?" if value is None else str(value)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.0f} h"
-    return f"{max(1, round(seconds / 60))} min"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -1,7 +1,7 @@
 """`make run`: the whole local pipeline, in-process at small sizes and once through its real entry point.
 
 The in-process runs use the session's local Momento server, so every number the report prints can be checked
-against the server's own counters.
+against the server's own counters; the reproducibility runs start their own server, seeded from ``--seed``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from momento.responses import TopicPublish
 
 from local_pipeline import demo
 from local_pipeline.comparison import TableState, compare
-from local_pipeline.demo import CACHE_NAME, TOPIC_NAME, main
+from local_pipeline.demo import main
 from local_pipeline.momento_server import FaultRule, LocalMomentoServer
+from local_pipeline.run_result import CACHE_NAME, TOPIC_NAME
 from local_pipeline.subscriber import TopicSubscriber
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,17 +48,31 @@ def number(pattern: str, output: str) -> int:
 
 
 def check_report_agrees_with_server(output: str, server: LocalMomentoServer) -> None:
-    """The report's Momento calls, faults, topic and cache numbers are the server's own."""
+    """The report's Momento calls, faults, topic and cache numbers are the server's own, and its counts add up."""
     calls = CALLS_LINE.search(output)
     assert calls, output
-    assert counts(calls.group(1)) == {name: n for name, n in server.calls.items() if n}
+    received = {name: n for name, n in server.calls.items() if n and name != "Subscribe"}
+    assert counts(calls.group(1)) == received
+    assert number(r"\((\d+) subscriptions?\)", output) == server.calls["Subscribe"]
     faults = FAULTS_LINE.search(output)
     expected_faults = {name: n for name, n in server.injected_faults.items() if n}
     assert (counts(faults.group(1)) if faults else {}) == expected_faults
     published = len(server.published(CACHE_NAME, TOPIC_NAME))
-    assert number(r"(\d+) messages published to", output) == published
+    assert number(r"(\d+) messages? accepted on", output) == published
     assert number(r"(\d+) received by the subscriber", output) == published
-    assert number(r"(\d+) live items cached", output) == len(server.cache_items(CACHE_NAME))
+    if "keys equal" in output:
+        assert number(r"(\d+) live items? cached", output) == len(server.cache_items(CACHE_NAME))
+    # Every successful call the handler counted is a call the server received and did not fail.
+    for name, label in (("Set", "cache sets"), ("Delete", "deletes"), ("Publish", "publishes")):
+        assert number(rf"{label} (\d+)", output) == received.get(name, 0) - expected_faults.get(name, 0), name
+    # Changes are counted once, deliveries with their re-deliveries: both add up.
+    changes = number(r"Stream (\d+) changes:", output)
+    processed = number(r"changes: (\d+) processed", output)
+    skipped = number(r"(\d+) skipped because", output) if "skipped because" in output else 0
+    assert processed + skipped == changes
+    delivered = number(r"delivering (\d+) records", output)
+    assert delivered == changes + number(r"plus (\d+) re-deliveries", output)
+    assert number(r"records (\d+) · cache sets", output) == delivered
 
 
 def test_a_clean_run_leaves_every_key_equal_and_reports_the_servers_counts(momento_server, capsys, tmp_path):
@@ -67,7 +82,7 @@ def test_a_clean_run_leaves_every_key_equal_and_reports_the_servers_counts(momen
 
     assert status == 0, output
     assert "All 8 keys equal" in output
-    assert "80 of 80 changes processed" in output
+    assert "80 changes: 80 processed" in output
     assert "Injected faults none" in output
     check_report_agrees_with_server(output, momento_server)
     # Without faults every change is published exactly once, in one message each.
@@ -76,7 +91,8 @@ def test_a_clean_run_leaves_every_key_equal_and_reports_the_servers_counts(momen
     assert len({m["eventID"] for m in messages}) == 80
     # The handler's own counts, read back from its log, are the server's too when nothing fails.
     calls = momento_server.calls
-    assert f"cache sets {calls['Set']} · deletes {calls['Delete']} · publishes 80 " in output
+    assert f"cache sets {calls['Set']} · deletes {calls['Delete']} · " in output
+    assert "publishes 80 " in output
 
 
 def test_a_run_with_faults_recovers_and_counts_the_injected_faults(momento_server, capsys, tmp_path):
@@ -124,6 +140,8 @@ def test_without_the_redrive_the_report_says_which_keys_wait_for_it(momento_serv
 
     assert number(r"Dead-letter queue: (\d+) messages", output) > 0
     assert "not covered by the dead-letter queue" not in output
+    check_report_agrees_with_server(output, momento_server)
+    assert number(r"(\d+) skipped because their batch ran out of retries", output) > 0
     if status == 0:  # later batches happened to rewrite every key the discarded ones touched
         assert "All 6 keys equal" in output
     else:
@@ -190,10 +208,10 @@ def publish(server: LocalMomentoServer, cache: str, topic: str, message: str) ->
     asyncio.run(send())
 
 
-def test_python_m_local_pipeline_runs_the_pipeline(tmp_path):
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "local_pipeline", "--changes", "40", "--keys", "5", "--log-file", str(tmp_path / "log")],
+def run_module(args: list[str], log: Path) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "GRPC_VERBOSITY")}
+    return subprocess.run(
+        [sys.executable, "-m", "local_pipeline", *args, "--log-file", str(log)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -202,10 +220,68 @@ def test_python_m_local_pipeline_runs_the_pipeline(tmp_path):
         check=False,
     )
 
+
+def test_python_m_local_pipeline_runs_the_pipeline(tmp_path):
+    completed = run_module(["--changes", "40", "--keys", "5"], tmp_path / "log")
+
     output = " ".join(completed.stdout.split())
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "All 5 keys equal" in output
-    assert "40 of 40 changes processed" in output
+    assert "40 changes: 40 processed" in output
+    assert completed.stderr == ""  # no gRPC core lines, Python warnings or tracebacks
     summaries = [line for line in (tmp_path / "log").read_text().splitlines() if '"batch processed"' in line]
     assert summaries  # the handler's JSON logs went to the log file, not the terminal
     assert '"batch processed"' not in completed.stdout
+
+
+def test_a_fault_run_with_a_redrive_prints_nothing_but_its_report(tmp_path):
+    args = ["--changes", "40", "--keys", "5", "--fault-rate", "0.5", "--max-retries", "0", "--timeout", "1"]
+
+    completed = run_module([*args, "--redrive", "--show", "0"], tmp_path / "log")
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "All 5 keys equal after the redrive" in " ".join(completed.stdout.split())
+    assert completed.stderr == ""  # no gRPC core lines (GOAWAY), Python warnings or tracebacks
+    assert "momentosdk" in (tmp_path / "log").read_text()  # the SDK's warnings about the faults went to the log
+
+
+# -- reproducibility: each run starts its own local server, seeded with --seed --------------------------------------
+
+
+def report_without_timings(args: list[str], capsys: pytest.CaptureFixture[str], log: Path) -> tuple[int, list[str]]:
+    """Run with a server of its own; the report's lines, without the key table (its "expires in" follows the
+    clock), the log path and the run time."""
+    status = main([*args, "--log-file", str(log)])
+    lines = capsys.readouterr().out.splitlines()
+    lines = lines[: next(i for i, line in enumerate(lines) if line.startswith("Handler logs"))]
+    return status, [line.rstrip() for line in lines if "°C" not in line]
+
+
+# The seed decides the workload, moto's identifiers, the handler's jitter (per key, on virtual Lambda time) and the
+# server's faults (per method, key and attempt), so nothing depends on the order in which concurrent calls arrive.
+def test_the_same_seed_replays_a_fault_run_line_for_line(capsys, tmp_path):
+    args = ["--fault-rate", "0.3", "--seed", "7", "--show", "0"]
+
+    first_status, first = report_without_timings(args, capsys, tmp_path / "first")
+    second_status, second = report_without_timings(args, capsys, tmp_path / "second")
+
+    summary = [line for line in first if line.startswith(("Stream", "Handler", "Momento calls", "Injected", "Topic"))]
+    assert len(summary) == 5, first
+    assert number(r"\((\d+) in all", " ".join(first)) > 0  # faults were injected
+    assert first == second
+    assert first_status == second_status
+
+
+def test_the_readme_recovery_example_shows_keys_behind_then_equal_after_the_redrive(capsys, tmp_path):
+    args = ["--fault-rate", "0.7", "--max-retries", "0", "--timeout", "1", "--seed", "4", "--redrive", "--show", "0"]
+
+    status, lines = report_without_timings(args, capsys, tmp_path / "log")
+    output = " ".join(" ".join(lines).split())
+
+    assert status == 0, output
+    behind = re.search(r"before the redrive: (\d+) \(([^)]*)\); equal to it now: (\d+) of", output)
+    assert behind, output
+    assert int(behind.group(1)) >= 1
+    assert behind.group(3) == behind.group(1)
+    assert f"{behind.group(1)} of 25 keys differ between cache and table: {behind.group(2)}." in output
+    assert "All 25 keys equal after the redrive" in output
