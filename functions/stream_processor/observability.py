@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
@@ -33,6 +34,9 @@ DEFAULT_NAMESPACE = "DynamoDBMomentoStreamProcessor"
 SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE, service=SERVICE)
+# An invocation that fails before its summary (a configuration error at start-up) has no metrics to flush; the error
+# itself is what the user must see, not Powertools' UserWarning about the empty flush printed before it.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 @dataclass(frozen=True)

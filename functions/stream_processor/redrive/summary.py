@@ -54,7 +54,7 @@ class RedriveSummary:
     queue_url: str
     dry_run: bool
     messages_read: int = 0
-    keys_resynced: int = 0
+    keys_resynced: int = 0  # distinct cache keys
     rechecks: int = 0
     rewrites: int = 0
     messages_published: int = 0
@@ -62,10 +62,12 @@ class RedriveSummary:
     poison_resent: int = 0
     stopped: str | None = None
     messages: list[MessageOutcome] = field(default_factory=list)
+    _keys: set[str] = field(default_factory=set, repr=False)  # distinct keys: messages can share keys
 
     def add(self, outcome: MessageOutcome) -> None:
         self.messages.append(outcome)
-        self.keys_resynced += len(outcome.keys)
+        self._keys.update(outcome.keys)
+        self.keys_resynced = len(self._keys)
         self.rechecks += outcome.rechecks
         self.rewrites += outcome.rewrites
         self.messages_published += outcome.published
