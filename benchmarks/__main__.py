@@ -8,8 +8,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.report import render_markdown, render_text
-from benchmarks.suite import BenchmarkOptions, quick_options, run_benchmark
+from local_pipeline.environment import functions_on_path, quiet_grpc_core
+
+quiet_grpc_core()  # before anything imports grpc: the core's own log lines stay off the terminal
+functions_on_path()
+
+from benchmarks.report import render_markdown, render_text  # noqa: E402  (after the two calls above)
+from benchmarks.suite import BenchmarkOptions, quick_options, run_benchmark  # noqa: E402
 
 
 def parse_options(argv: Sequence[str] | None = None) -> BenchmarkOptions:

@@ -14,12 +14,10 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = [
     "BENCH_CACHE",
     "BENCH_TOPIC",
-    "TEMPLATE_DEFAULTS",
     "UNSET_VARIABLES",
     "HandlerSummary",
     "SummaryCapture",
@@ -34,17 +32,6 @@ FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench-stream-proc
 #: Variables the benchmark's handler must not inherit: other Momento credential sources (load_settings accepts exactly
 #: one), a DLQ (no network here) and a key template (the default keys are measured).
 UNSET_VARIABLES = ("MOMENTO_API_KEY", "MOMENTO_API_KEY_SECRET", "MOMENTO_ENDPOINT", "DLQ_URL", "KEY_TEMPLATE")
-
-
-def _template_defaults() -> dict[str, int]:
-    """The deployment the figures are stated for: the template's default MemorySize, MaxInFlight and BatchSize."""
-    from samcli.yamlhelper import yaml_parse  # the SAM CLI's parser reads the template's short-form intrinsics
-
-    parameters = yaml_parse((Path(__file__).resolve().parents[1] / "template.yaml").read_text())["Parameters"]
-    return {name: int(parameters[name]["Default"]) for name in ("MemorySize", "MaxInFlight", "BatchSize")}
-
-
-TEMPLATE_DEFAULTS = _template_defaults()
 
 
 def handler_environment(

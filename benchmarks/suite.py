@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.cold_start import ColdStartFigures, measure_cold_start
 from benchmarks.cpu_study import CpuFigures, CpuStudy
-from benchmarks.environment import BENCH_CACHE, TEMPLATE_DEFAULTS, UNSET_VARIABLES, handler_environment
+from benchmarks.environment import BENCH_CACHE, UNSET_VARIABLES, handler_environment
 from benchmarks.memory import MemoryFigures, measure_memory
 from benchmarks.throughput import HotKeyFigures, ThroughputBench, ThroughputFigures
 from benchmarks.topic_operations import TopicOperations, count_topic_operations
@@ -25,6 +25,17 @@ from benchmarks.topic_operations import TopicOperations, count_topic_operations
 __all__ = ["QUICK", "BenchmarkOptions", "BenchmarkResults", "MachineInfo", "run_benchmark"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _template_defaults() -> dict[str, int]:
+    """The deployment the figures are stated for: the template's default MemorySize, MaxInFlight and BatchSize."""
+    from samcli.yamlhelper import yaml_parse  # the SAM CLI's parser reads the template's short-form intrinsics
+
+    parameters = yaml_parse((REPO_ROOT / "template.yaml").read_text())["Parameters"]
+    return {name: int(parameters[name]["Default"]) for name in ("MemorySize", "MaxInFlight", "BatchSize")}
+
+
+TEMPLATE_DEFAULTS = _template_defaults()
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,10 @@ class Change:
     approximate_creation_time: float | int | None
     stream_view_type: str | None
     removed_by_ttl: bool
-    #: The JSON text of the keys and images, written once while the record was validated (None: not known yet).
+    #: The JSON of the keys and images, written once while the record was validated (None: not known). The new
+    #: image's is kept as UTF-8 bytes: that same object becomes the cache value (no second copy per item in memory).
     keys_json: str | None = None
-    new_image_json: str | None = None
+    new_image_json: bytes | None = None
     old_image_json: str | None = None
 
     @property
@@ -140,7 +141,8 @@ def parse_change(record: Any) -> Change:
             f"malformed record: dynamodb.Keys must be a non-empty map of key attributes, got {json_type(keys)}"
         )
     keys_json = _check_attributes(keys, "dynamodb.Keys")
-    new_image, new_image_json = _image(dynamodb, "NewImage")
+    new_image, new_image_text = _image(dynamodb, "NewImage")
+    new_image_json = None if new_image_text is None else new_image_text.encode("utf-8")
     old_image, old_image_json = _image(dynamodb, "OldImage")
     view_type = dynamodb.get("StreamViewType")
     if view_type is not None and not isinstance(view_type, str):

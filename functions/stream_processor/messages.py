@@ -29,7 +29,10 @@ class MessageFormat:
         """The encoded change message; raises ``PoisonRecordError`` when the change cannot be encoded or fit."""
         try:
             keys = RawJson(change.keys_json or attribute_map_json(change.keys, "dynamodb.Keys"))
-            new_image = self._image(change.new_image, change.new_image_json, "dynamodb.NewImage")
+            written = change.new_image_json
+            new_image = self._image(
+                change.new_image, None if written is None else written.decode(), "dynamodb.NewImage"
+            )
             old_image = self._image(change.old_image, change.old_image_json, "dynamodb.OldImage")
         except InvalidAttributeValue as error:
             raise PoisonRecordError(f"malformed record: {error}") from None

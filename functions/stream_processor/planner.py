@@ -73,15 +73,15 @@ class ChangeRules:
             ),
         )
 
-    def cache_value(self, image: Mapping[str, Any], written: str | None = None) -> bytes:
-        """The cache value of an item: its projected image as compact UTF-8 JSON (``written``: the image's JSON text
-        when already known, used when nothing is left out)."""
+    def cache_value(self, image: Mapping[str, Any], written: bytes | None = None) -> bytes:
+        """The cache value of an item: its projected image as compact UTF-8 JSON (``written``: the image's JSON
+        when already known, used as is when nothing is left out)."""
         include, exclude = self.messages.include, self.messages.exclude
         if written is not None and include is None and not exclude:
-            return written.encode("utf-8")
+            return written
         return attribute_map_json(project(image, include, exclude)).encode("utf-8")
 
-    def cache_write(self, image: Mapping[str, Any] | None, now: float, written: str | None = None) -> SetItem | None:
+    def cache_write(self, image: Mapping[str, Any] | None, now: float, written: bytes | None = None) -> SetItem | None:
         """The write that makes the cache hold ``image``: a set, or None (delete) when it is gone or expired."""
         if image is None:
             return None
