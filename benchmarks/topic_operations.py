@@ -78,13 +78,16 @@ def count_topic_operations(
     from local_pipeline.momento_server import LocalMomentoServer
     from local_pipeline.subscriber import TopicSubscriber
     from stream_processor.app import StreamProcessor
+    from stream_processor.config import load_settings
 
     event = stream_batch(BatchShape(changes, key_prefix="ops", **TYPICAL_ITEMS))
     counts, handler_packs = [], False
     with LocalMomentoServer(caches=[BENCH_CACHE]) as server:
         environment = handler_environment(server.endpoint, max_in_flight=bench.max_in_flight, base={})
         default = StreamProcessor.from_environment(environment)
-        packed = StreamProcessor.from_environment({**environment, "TOPIC_PACKING": "on"})
+        # The same container's clients and loop (gRPC's poller must not outlive a second loop closed under it).
+        packed_settings = load_settings({**environment, "TOPIC_PACKING": "on"})
+        packed = StreamProcessor(packed_settings, default.momento, None, default.table_reader)
         raw = RawClients(default.momento.cache, default.momento.topics, BENCH_CACHE, BENCH_TOPIC)
         calls = key_calls(event, default.rules)
         listeners: list[TopicSubscriber] = []
@@ -110,7 +113,6 @@ def count_topic_operations(
             for listener in listeners:
                 listener.stop()
             default.momento.close()
-            packed.momento.close()
     return TopicOperations(counts, handler_packs)
 
 
