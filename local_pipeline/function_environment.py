@@ -16,7 +16,6 @@ template. Only variables the template declares can be overridden.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,24 +23,9 @@ from typing import Any
 
 import yaml
 
+from local_pipeline.template_intrinsics import NO_VALUE, TemplateError, TemplateResolver, Unresolved, as_text
+
 __all__ = ["FunctionConfig", "TemplateError", "function_config", "load_template", "read_env_vars_file"]
-
-PSEUDO_PARAMETERS = {
-    "AWS::AccountId": "123456789012",
-    "AWS::Partition": "aws",
-    "AWS::Region": "us-east-1",
-    "AWS::StackName": "local",
-    "AWS::URLSuffix": "amazonaws.com",
-}
-_SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]*)\}")
-
-
-class TemplateError(ValueError):
-    """The template or an override file cannot be read as one; the message says which file and why."""
-
-
-class _Unresolved(Exception):
-    """An intrinsic function whose value only AWS knows."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +85,7 @@ def function_config(template: Mapping[str, Any], logical_id: str, region: str = 
         raise TemplateError(f"the template has no function {logical_id!r}")
     globals_ = (template.get("Globals") or {}).get("Function") or {}
     properties = resource.get("Properties") or {}
-    resolver = _Resolver(template, region)
+    resolver = TemplateResolver(template, pseudo={"AWS::Region": region})
     variables = {
         **((globals_.get("Environment") or {}).get("Variables") or {}),
         **((properties.get("Environment") or {}).get("Variables") or {}),
@@ -111,18 +95,18 @@ def function_config(template: Mapping[str, Any], logical_id: str, region: str = 
     for name, value in variables.items():
         try:
             resolved = resolver.resolve(value)
-        except _Unresolved:
+        except Unresolved:
             environment[name] = ""
             unresolved.append(name)
             continue
-        if resolved is not _NO_VALUE:
-            environment[name] = _text(resolved)
+        if resolved is not NO_VALUE:
+            environment[name] = as_text(resolved)
 
     def setting(name: str, default: Any) -> Any:
         value = properties.get(name, globals_.get(name, default))
         try:
             return resolver.resolve(value)
-        except _Unresolved:
+        except Unresolved:
             return default
 
     return FunctionConfig(
@@ -151,114 +135,5 @@ def read_env_vars_file(path: Path, logical_id: str) -> dict[str, str]:
         for name, value in (document.get(section) or {}).items():
             if isinstance(value, dict | list):
                 raise TemplateError(f"{path}: {section}.{name} must be a string, number or boolean")
-            overrides[name] = _text(value)
+            overrides[name] = as_text(value)
     return overrides
-
-
-class _NoValue:
-    """``AWS::NoValue``: the property (here: the variable) is left out."""
-
-
-_NO_VALUE = _NoValue()
-
-
-class _Resolver:
-    def __init__(self, template: Mapping[str, Any], region: str) -> None:
-        self.parameters = {
-            name: spec.get("Default")
-            for name, spec in (template.get("Parameters") or {}).items()
-            if isinstance(spec, dict)
-        }
-        self.conditions = template.get("Conditions") or {}
-        self.mappings = template.get("Mappings") or {}
-        self.resources = set(template.get("Resources") or {})
-        self.pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": region}
-        self._evaluated: dict[str, bool] = {}
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [item for item in (self.resolve(item) for item in value) if item is not _NO_VALUE]
-        if not isinstance(value, dict) or len(value) != 1:
-            return value
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return self.ref(argument)
-        if function == "Fn::If":
-            condition, if_true, if_false = argument
-            return self.resolve(if_true if self.condition(condition) else if_false)
-        if function == "Fn::Sub":
-            return self.sub(argument)
-        if function == "Fn::Join":
-            delimiter, items = argument
-            return str(delimiter).join(_text(item) for item in self.resolve(items))
-        if function == "Fn::Split":
-            delimiter, text = argument
-            return _text(self.resolve(text)).split(str(delimiter))
-        if function == "Fn::Select":
-            index, items = argument
-            return self.resolve(items)[int(self.resolve(index))]
-        if function == "Fn::FindInMap":
-            mapping, first, second = (_text(self.resolve(part)) for part in argument[:3])
-            try:
-                return self.mappings[mapping][first][second]
-            except (KeyError, TypeError):
-                raise _Unresolved(f"Fn::FindInMap {mapping}.{first}.{second}") from None
-        if function in {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition"}:
-            return self.truth(value)
-        raise _Unresolved(function)
-
-    def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        if name in self.parameters:
-            default = self.parameters[name]
-            return "" if default is None else default
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.resources:
-            return name  # as sam local: a resource's Ref is its logical id
-        raise _Unresolved(f"Ref {name}")
-
-    def sub(self, argument: Any) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
-
-        def replace(match: re.Match[str]) -> str:
-            literal, name = match.groups()
-            if literal:
-                return "${" + name + "}"
-            if name in variables:
-                return _text(self.resolve(variables[name]))
-            if "." in name:
-                raise _Unresolved(f"Fn::Sub ${{{name}}}")
-            return _text(self.ref(name))
-
-        return _SUB_VARIABLE.sub(replace, text)
-
-    def condition(self, name: str) -> bool:
-        if name not in self._evaluated:
-            if name not in self.conditions:
-                raise TemplateError(f"the template has no condition {name!r}")
-            self._evaluated[name] = self.truth(self.conditions[name])
-        return self._evaluated[name]
-
-    def truth(self, value: Any) -> bool:
-        ((function, argument),) = value.items()
-        if function == "Condition":
-            return self.condition(argument)
-        if function == "Fn::Equals":
-            left, right = (_text(self.resolve(side)) for side in argument)
-            return left == right
-        if function == "Fn::Not":
-            return not self.truth(argument[0])
-        if function == "Fn::And":
-            return all(self.truth(item) for item in argument)
-        if function == "Fn::Or":
-            return any(self.truth(item) for item in argument)
-        raise TemplateError(f"unsupported condition function {function}")
-
-
-def _text(value: Any) -> str:
-    """A value as Lambda receives it in an environment variable (booleans as sam local writes them)."""
-    if value is True or value is False:
-        return "true" if value else "false"
-    return "" if value is None else str(value)

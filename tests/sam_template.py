@@ -22,6 +22,8 @@ from samcli.yamlhelper import yaml_parse
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
+from local_pipeline.template_intrinsics import TemplateResolver
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
 REGION = "us-east-1"
@@ -64,11 +66,9 @@ def transformed_template() -> dict[str, Any]:
     return copy.deepcopy(_transformed())
 
 
-NO_VALUE = object()
-
-
 class Deployment:
-    """One deployment of a template: parameter values (defaults plus overrides) and the intrinsics resolved with them.
+    """One deployment of a template: parameter values (defaults plus overrides) and the intrinsics resolved with them
+    (``local_pipeline.template_intrinsics``, the resolver ``make invoke`` uses).
 
     A resource's Ref resolves to "<Name>" and Fn::GetAtt to "<Name.Attribute>", which is enough to tell which
     resource a value points at.
@@ -76,83 +76,26 @@ class Deployment:
 
     def __init__(self, template: dict[str, Any], **overrides: str) -> None:
         self.template = template
-        self.values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-        unknown = set(overrides) - set(self.values)
+        values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+        unknown = set(overrides) - set(values)
         assert not unknown, f"no such parameters: {unknown}"
-        self.values |= overrides
-        self.parameters = self.values | {
-            "AWS::Region": REGION,
-            "AWS::AccountId": "123456789012",
-            "AWS::Partition": "aws",
-            "AWS::StackName": "stack",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
+        self.values = values | overrides
+        self.resolver = TemplateResolver(
+            template,
+            parameters=self.values,
+            pseudo={"AWS::Region": REGION, "AWS::StackName": "stack"},
+            resource_ref=lambda name: f"<{name}>",
+            get_att=lambda name, attribute: f"<{name}.{attribute}>",
+        )
 
     def condition(self, name: str) -> bool:
-        return self.truth(self.template["Conditions"][name])
+        return self.resolver.condition(name)
 
     def truth(self, node: dict[str, Any]) -> bool:
-        ((function, argument),) = node.items()
-        if function == "Fn::Equals":
-            return self.resolve(argument[0]) == self.resolve(argument[1])
-        if function == "Fn::Not":
-            return not self.truth(argument[0])
-        if function == "Fn::And":
-            return all(self.truth(item) for item in argument)
-        if function == "Fn::Or":
-            return any(self.truth(item) for item in argument)
-        if function == "Fn::Contains":  # Rules only: is the value one of the list's strings
-            return self.resolve(argument[1]) in self.resolve(argument[0])
-        if function == "Condition":
-            return self.condition(argument)
-        raise AssertionError(f"not a condition: {node}")
+        return self.resolver.truth(node)
 
     def resolve(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [item for item in map(self.resolve, node) if item is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((key, argument),) = node.items()
-            if key == "Ref":
-                return self.ref(argument)
-            if key == "Fn::GetAtt":
-                name, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
-                return f"<{name}.{attribute}>"
-            if key == "Fn::If":
-                name, if_true, if_false = argument
-                return self.resolve(if_true if self.condition(name) else if_false)
-            if key == "Fn::Sub":
-                return self.sub(argument)
-            if key == "Fn::Join":
-                return argument[0].join(self.resolve(argument[1]))
-            if key == "Fn::Split":
-                return self.resolve(argument[1]).split(argument[0])
-            if key == "Fn::Select":
-                return self.resolve(argument[1])[int(argument[0])]
-            if key == "Fn::FindInMap":
-                mapping, top, second = map(self.resolve, argument)
-                return self.template["Mappings"][mapping][top][second]
-        resolved = {key: self.resolve(value) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value is not NO_VALUE}
-
-    def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        return self.parameters.get(name, f"<{name}>")
-
-    def sub(self, argument: str | list[Any]) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else argument
-
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in variables:
-                return str(self.resolve(variables[name]))
-            if "." in name:
-                return f"<{name}>"
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}!]+)\}", value, text)
+        return self.resolver.resolve(node)
 
     def resources(self, kind: str | None = None) -> dict[str, dict[str, Any]]:
         """The resources this deployment creates (their Condition holds), resolved."""

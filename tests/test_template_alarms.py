@@ -103,7 +103,7 @@ def test_alarm_watches_the_metric_as_the_code_emits_it(
 
 def test_metrics_are_per_stack(transformed: dict[str, Any], emitted: EmittedMetrics) -> None:
     """The service dimension is the stack's name: two stacks in one account never trip each other's alarms."""
-    assert emitted.dimensions == {"service": Deployment(transformed).parameters["AWS::StackName"]}
+    assert emitted.dimensions == {"service": Deployment(transformed).resolve({"Ref": "AWS::StackName"})}
 
 
 def test_failures_alarm_fires_on_sustained_failures_only(alarms: dict[str, dict[str, Any]]) -> None:
