@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from benchmarks.capacity import FULL_RATE_SHARD, capacity, memory_to_keep_up
 from benchmarks.cost import PipesPricing
 from benchmarks.cpu_study import CpuFigures
+from benchmarks.markdown import Row
 from benchmarks.topic_operations import DEFAULT, HANDLER_PACKED, RAW_PACKED, TopicOperations
 
-__all__ = ["CpuComparisons", "CpuRow", "Spread"]
+__all__ = ["CpuComparisons", "Spread"]
 
 PACKED_VS_DEFAULT_TARGET = 0.6
 PACKED_VS_RAW_TARGET = 0.5
@@ -50,19 +51,6 @@ class Spread:
 
     def percent(self) -> str:
         return f"{self.median:.0%} ({self.low:.0%} to {self.high:.0%})"
-
-
-@dataclass(frozen=True)
-class CpuRow:
-    """A summary row, in the shape of ``report.Row`` (figure, measured, compared with, ratio, target, result, why)."""
-
-    figure: str
-    measured: str
-    compared_with: str = "—"
-    ratio: str = "—"
-    target: str = "—"
-    result: str = "—"
-    why: str = ""
 
 
 def _verdict(passed: bool) -> str:
@@ -159,14 +147,14 @@ class CpuComparisons:
 
     # --- summary rows ---------------------------------------------------------------------------------------
 
-    def summary_rows(self) -> list[CpuRow]:
-        rows: list[CpuRow] = []
+    def summary_rows(self) -> list[Row]:
+        rows: list[Row] = []
         size = f"{self.cpu.changes:,} records, ~{self.cpu.message_bytes:.0f} B messages"
         handler, raw = self.cpu_ms("handler"), self.cpu_ms("raw")
         handler_vs_raw = self._per_round(lambda h, r: h / r, "handler", "raw")
         if handler and raw and handler_vs_raw:
             rows.append(
-                CpuRow(
+                Row(
                     f"CPU per change, default mode ({size})",
                     f"{handler.median:.3f} ms",
                     f"raw SDK, a set and a publish per change: {raw.median:.3f} ms",
@@ -176,7 +164,7 @@ class CpuComparisons:
         stub = self.stub_reuse_saving()
         if stub:
             rows.append(
-                CpuRow(
+                Row(
                     "Stub-reuse patch: CPU per change it saves (on and off, on the cache sets it changes)",
                     f"{stub.median:.1%}",
                     "the SDK's own stub per call",
@@ -195,7 +183,7 @@ class CpuComparisons:
             ratio = self.packed_ratio(baseline)
             if packed and ratio:
                 rows.append(
-                    CpuRow(
+                    Row(
                         f"CPU per change, {self.packed_label()}, against {name}",
                         f"{packed.median:.3f} ms",
                         f"{self.cpu_ms(baseline).median:.3f} ms",  # type: ignore[union-attr]
@@ -218,7 +206,7 @@ class CpuComparisons:
             f"({sets.median:.3f} ms each): the sets' CPU in the SDK is the floor."
         )
 
-    def _operations_rows(self) -> list[CpuRow]:
+    def _operations_rows(self) -> list[Row]:
         if self.operations is None:
             return []
         rows = []
@@ -233,7 +221,7 @@ class CpuComparisons:
             # what they cost, each one adding a delivery per topic message.
             targeted = subscribers == 1
             rows.append(
-                CpuRow(
+                Row(
                     f"Topic operations per change, {which}, {subscribers} subscriber{'s' * (subscribers > 1)}",
                     f"{packed:.2f}",
                     f"default mode {default:.2f}",
@@ -250,7 +238,7 @@ class CpuComparisons:
         count = self.operations.count(label, subscribers) if self.operations else None
         return count.changes_per_message if count else 0.0
 
-    def _capacity_rows(self) -> list[CpuRow]:
+    def _capacity_rows(self) -> list[Row]:
         rows = []
         memory, batch = self.default_memory_mb, self.batch_size
         pipes = PipesPricing().per_million_changes
@@ -258,7 +246,7 @@ class CpuComparisons:
         if packed:
             at_default = capacity(packed.median / 1000, memory, batch)
             rows.append(
-                CpuRow(
+                Row(
                     f"Shard headroom, {self.packed_label()}, {memory} MB, ParallelizationFactor 1",
                     f"{at_default.changes_per_second:,.0f} changes/s",
                     f"full-rate shard {FULL_RATE_SHARD:,}/s",
@@ -273,7 +261,7 @@ class CpuComparisons:
             keep_up = memory_to_keep_up(handler.median / 1000)
             factor = at_default.parallelization_to_keep_up
             rows.append(
-                CpuRow(
+                Row(
                     f"Shard headroom, default mode, {memory} MB",
                     f"{at_default.changes_per_second:,.0f} changes/s",
                     f"full-rate shard {FULL_RATE_SHARD:,}/s",
@@ -290,7 +278,7 @@ class CpuComparisons:
                 continue
             cost = capacity(spread.median / 1000, memory, batch).cost
             rows.append(
-                CpuRow(
+                Row(
                     f"Cost per million changes, {label} ({memory} MB, batch {batch}, CPU time at Lambda's CPU share)",
                     f"${cost.total:.5f}",
                     f"Pipes ${pipes:.2f}",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.cost import LambdaCost, LambdaPricing, PipesPricing, cpu_share_seconds, lambda_cost
+from benchmarks.markdown import Row
 from benchmarks.markdown import table as _table
 from benchmarks.report_cpu import CpuReport
 from benchmarks.suite import BenchmarkResults
@@ -43,19 +44,6 @@ COST_TARGET = 100.0
 #: A batch 10x larger may cost at most this much more time per change before it counts as superlinear growth
 #: (generous: the machine is shared and the figures are medians of a few rounds).
 SCALE_TOLERANCE = 1.5
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the summary table."""
-
-    figure: str
-    measured: str
-    compared_with: str = "—"
-    ratio: str = "—"
-    target: str = "—"
-    result: str = "—"
-    why: str = ""  # what explains the figure, reported when the target is missed
 
 
 def _verdict(passed: bool | None) -> str:
@@ -262,7 +250,7 @@ def summary_rows(results: BenchmarkResults) -> list[Row]:
                 )
             )
     if cpu is not None:
-        rows += [Row(*row.__dict__.values()) for row in cpu.summary_rows()]
+        rows += cpu.summary_rows()
     return rows
 
 
