@@ -28,11 +28,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import Phase, event, given, seed, settings
 from hypothesis import strategies as st
+from momento import Configurations
 
 from local_pipeline.event_source_mapping import MappingReport, StreamEventSourceMapping, lambda_record
 from local_pipeline.momento_server import LocalMomentoServer
@@ -195,7 +197,10 @@ def out_of_band(pipeline: Pipeline, momento_server_session: LocalMomentoServer):
             "MAX_IN_FLIGHT": "1",
         }
     )
-    momento = MomentoRuntime.from_settings(settings)
+    # A held write must not time out in the client while the test runs the steps meanwhile: its retry would land
+    # first and the held original after it, a late write the re-check cannot see (README, Guarantees).
+    patient = Configurations.Lambda.latest().with_client_timeout(timedelta(seconds=15))
+    momento = MomentoRuntime.from_settings(settings, cache_configuration=patient)
     yield OutOfBand(settings, momento)
     momento.close()
 

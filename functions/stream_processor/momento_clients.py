@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from momento import CacheClientAsync, Configurations, CredentialProvider, TopicClientAsync, TopicConfigurations
+from momento.config import Configuration
 from momento.errors import MomentoErrorCode
 from momento.responses import CacheDelete, CacheSet, TopicPublish
 
@@ -109,8 +110,14 @@ class MomentoRuntime:
         default_ttl: timedelta,
         *,
         clock: Callable[[], float] = time.monotonic,
+        cache_configuration: Configuration | None = None,
     ):
         self.connection = connection
+        # Configurations.Lambda unless told otherwise (tests that hold writes in the server need a longer deadline).
+        self.cache_configuration = cache_configuration or Configurations.Lambda.latest()
+        if cache_configuration is not None:
+            deadline = cache_configuration.get_transport_strategy().get_grpc_configuration().get_deadline()
+            self.cache_call_seconds = deadline.total_seconds()
         self.cache_name = cache_name
         self.topic_name = topic_name
         self.default_ttl = default_ttl
@@ -129,10 +136,14 @@ class MomentoRuntime:
         self.key_changes = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MomentoRuntime:
+    def from_settings(cls, settings: Settings, **options: Any) -> MomentoRuntime:
         """The runtime for a validated configuration (cache, topic, default TTL, connection)."""
         return cls(
-            settings.momento, settings.cache_name, settings.topic_name, timedelta(seconds=settings.default_ttl_seconds)
+            settings.momento,
+            settings.cache_name,
+            settings.topic_name,
+            timedelta(seconds=settings.default_ttl_seconds),
+            **options,
         )
 
     @property
@@ -244,7 +255,7 @@ class MomentoRuntime:
     async def _open(self, api_key: str | None) -> _Clients:
         """Clients for this key, opened inside the loop so that their gRPC channels bind to it."""
         credentials = credential_provider(self.connection, api_key)
-        cache = CacheClientAsync(Configurations.Lambda.latest(), credentials, self.default_ttl)
+        cache = CacheClientAsync(self.cache_configuration, credentials, self.default_ttl)
         topics = TopicClientAsync(TopicConfigurations.Default.latest(), credentials)
         self.reuses_stubs = _reuse_cache_stubs(cache)
         self.target = _target(self.connection, credentials, self.cache_name, self.topic_name)
