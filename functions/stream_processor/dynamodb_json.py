@@ -208,10 +208,7 @@ def _write_value(value: AttributeValue, out: list[str], depth: int) -> None:
     ((kind, data),) = value.items()
     try:
         if kind == "S":
-            if not isinstance(data, str):
-                raise InvalidAttributeValue(f"must be a string, got {json_type(data)}")
-            _check_unicode(data, "is not valid Unicode text (lone surrogate)")
-            out.append(_encode_string(data))
+            _write_text(data, out)
         elif kind == "N":
             out.append(number_text(data))
         elif kind == "B":
@@ -252,6 +249,14 @@ def _write_value(value: AttributeValue, out: list[str], depth: int) -> None:
         raise error.within(f".{path_name(kind)}") from None
 
 
+def _write_text(data: Any, out: list[str]) -> None:
+    """An S value or SS member: text with a UTF-8 form."""
+    if not isinstance(data, str):
+        raise InvalidAttributeValue(f"must be a string, got {json_type(data)}")
+    _check_unicode(data, "is not valid Unicode text (lone surrogate)")
+    out.append(_encode_string(data))
+
+
 def _write_set(kind: str, members: Any, out: list[str]) -> None:
     if not isinstance(members, (list, tuple)):
         raise InvalidAttributeValue(f"must be a list of set members, got {json_type(members)}")
@@ -263,10 +268,7 @@ def _write_set(kind: str, members: Any, out: list[str]) -> None:
             out.append(",")
         try:
             if kind == "SS":
-                if not isinstance(member, str):
-                    raise InvalidAttributeValue(f"must be a string, got {json_type(member)}")
-                _check_unicode(member, "is not valid Unicode text (lone surrogate)")
-                out.append(_encode_string(member))
+                _write_text(member, out)
             elif kind == "NS":
                 out.append(number_text(member))
             else:

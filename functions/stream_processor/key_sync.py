@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from stream_processor.momento_calls import CacheCalls
 from stream_processor.momento_errors import CallFailure, FailureKind
 from stream_processor.planner import KeyChange, KeyPlan, PoisonRecord, SetItem
+from stream_processor.table_reads import TableReadError
 
 __all__ = ["MAX_RECHECKS", "KeyOutcome", "KeySync", "LiveKey", "Publisher", "for_each_key"]
 
@@ -113,13 +114,14 @@ class KeySync:
         for attempt in range(self.max_rechecks + 1):
             if attempt:
                 outcome.rewrites += 1
+                outcome.poison.clear()  # only the write the key settles on decides whether its record is poison
             refused = await self._write(key.cache_key, key.cache_write(item), key.blame, outcome)
             if outcome.failure is not None:
                 outcome.failed_change = key.blame
                 return outcome
             try:
                 current = await key.reread()
-            except Exception as error:  # the table read failed: the key is not known to be settled
+            except TableReadError as error:  # the key is not known to be settled: report it, try again later
                 outcome.failure = CallFailure(FailureKind.RETRYABLE, f"table re-read failed: {error}")
                 outcome.failed_change = key.blame
                 return outcome
