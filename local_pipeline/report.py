@@ -115,14 +115,13 @@ def _summary(result: DemoResult) -> Table:
     calls = _counts(result.momento_calls)
     grid.add_row(
         "Momento calls",
-        f"{calls} (every call the server received, the SDK's own immediate retries included)" if calls else "none",
+        f"{calls} (every call the server received, retries included)" if calls else "none",
     )
     faults = _counts(result.injected_faults)
     if faults:
         faults += (
             f" ({sum(result.injected_faults.values())} in all: UNAVAILABLE, DEADLINE_EXCEEDED after the write took "
-            "effect, RESOURCE_EXHAUSTED rate limits; calls minus faults are the handler's successful calls; the SDK "
-            "retries UNAVAILABLE sets and deletes itself, at once)"
+            "effect, RESOURCE_EXHAUSTED rate limits; calls minus faults are the handler's successful calls)"
         )
     grid.add_row("Injected faults", faults or "none")
     grid.add_row("Topic", _topic_line(result.topic, result, after_redrive=False))

@@ -1,8 +1,8 @@
 """Retry timing: exponential backoff with full jitter, for as long as the invocation can afford another attempt.
 
 Not a fixed number of attempts: a call is retried while the time left (Lambda's remaining time) still covers the
-backoff delay, one worst-case call and the reply. The SDK's own retry strategy never delays and never retries
-throttling or timeouts, so those are handled here.
+backoff delay, one worst-case call and the reply. Every retry happens here: the cache client runs without the SDK's
+retry strategy (``momento_clients.without_sdk_retries``), which would retry at once, without backoff.
 """
 
 from __future__ import annotations

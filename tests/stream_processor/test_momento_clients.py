@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import boto3
+import grpc
 import jwt
 import pytest
 
+from local_pipeline.momento_server import FaultRule
 from stream_processor.config import PLACEHOLDER_API_KEY, ConfigurationError, MomentoConnection, load_settings
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.momento_credentials import credential_provider, read_api_key
+from stream_processor.momento_errors import FailureKind
 
 V2_KEY = jwt.encode({"t": "g", "id": "sensitive-key-id"}, "test-signing-key-of-at-least-32-bytes", algorithm="HS256")
 ENDPOINT = "cell-1-us-east-1-1.prod.a.momentohq.com"
@@ -68,6 +71,20 @@ def test_the_cache_clients_reuse_one_grpc_stub_per_channel(momento_server, momen
     assert runtime.reuses_stubs, "momento's _DataGrpcManager.async_stub is gone: drop _reuse_cache_stubs"
     manager = runtime.cache._data_clients[0]._grpc_manager
     assert manager.async_stub() is manager.async_stub()
+    assert runtime.run(runtime.set("k", b"v", 60_000)) is None
+    assert momento_server.cache_items("test-cache") == {"k": b"v"}
+
+
+def test_a_refused_call_comes_back_at_once_for_the_callers_own_retries(momento_server, momento_env, runtimes):
+    # Configurations.Lambda would retry UNAVAILABLE up to three more times inside the call, at once and each with the
+    # whole deadline; the runtime drops that layer, so each attempt is one request and the caller's backoff decides.
+    momento_server.add_fault(FaultRule(method="Set", key="k", code=grpc.StatusCode.UNAVAILABLE, times=1))
+    runtime = runtimes.open(load_settings(momento_env))
+
+    failure = runtime.run(runtime.set("k", b"v", 60_000))
+
+    assert failure is not None and failure.kind is FailureKind.RETRYABLE
+    assert momento_server.calls["Set"] == 1
     assert runtime.run(runtime.set("k", b"v", 60_000)) is None
     assert momento_server.cache_items("test-cache") == {"k": b"v"}
 
