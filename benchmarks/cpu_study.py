@@ -9,6 +9,9 @@ Variants:
   i.e. without ``momento_clients._reuse_cache_stubs``), and in packed mode when the handler packs;
 - the raw SDK: a set and a publish per change; sets alone and publishes alone (the split); sets plus packed topic
   messages (the packed mode emulated with the SDK alone); sets with the stub-reuse patch applied;
+- the packed mode's floor: the handler's packed-mode calls issued through clients set up as the handler's (the
+  stub-reuse patch, no SDK retry strategy), sets and then packs, with none of the handler's own work (reading and
+  checking records, the plan, the change messages), which is what packed mode costs minus this;
 - public SDK configuration choices, each on the calls it concerns (cache options on sets alone, topic options on
   publishes alone, next to the same calls with the handler's configurations): a retry strategy that never
   retries, no retry strategy at all, keepalive pings on for the cache client, keepalive off for the topic client;
@@ -23,14 +26,12 @@ import dataclasses
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from momento import Configurations, TopicConfigurations
-from momento.config.transport.topic_transport_strategy import StaticTopicGrpcConfiguration, StaticTopicTransportStrategy
-from momento.retry import RetryableProps, RetryStrategy
 
-from benchmarks.raw_sdk import RawClients, publishes_only, set_and_publish, sets_and_packs, sets_only
+from benchmarks.raw_sdk import RawClients, publishes_only, set_and_publish, sets_and_packs, sets_only, sets_then_packs
+from benchmarks.sdk_settings import sdk_setting_clients
 from benchmarks.throughput import Run, ThroughputBench, median
 from benchmarks.workload import TYPICAL_ITEMS, BatchShape, stream_batch
 
@@ -102,13 +103,6 @@ class CpuFigures:
         return [run.cpu_seconds / base.cpu_seconds for run, base in pairs]
 
 
-class NeverRetry(RetryStrategy):
-    """A public ``RetryStrategy`` that never retries (the project retries itself, with backoff)."""
-
-    def determine_when_to_retry(self, props: RetryableProps) -> float | None:
-        return None
-
-
 class CpuStudy:
     """Builds the variants on a ThroughputBench (its handler, event loop and server) and measures them in rounds."""
 
@@ -119,29 +113,10 @@ class CpuStudy:
         self.changes = changes
         self.packed_handler = packed_handler  # a StreamProcessor with TOPIC_PACKING=on, when the handler packs
         self.topic_max_bytes = bench.processor.settings.topic_max_bytes
-        lambda_configuration = Configurations.Lambda.latest()
-        topics = TopicConfigurations.Default.latest()
-        no_topic_keepalive = topics.with_transport_strategy(
-            StaticTopicTransportStrategy(
-                StaticTopicGrpcConfiguration(
-                    deadline=timedelta(seconds=5),
-                    keepalive_permit_without_calls=None,
-                    keepalive_time=None,
-                    keepalive_timeout=None,
-                )
-            )
-        )
-        self.clients = {
-            "stub reuse": bench.raw_clients(lambda_configuration, topics),
-            "never retry": bench.raw_clients(lambda_configuration.with_retry_strategy(NeverRetry()), topics),
-            # None is outside the type hint, but the SDK then leaves its retry interceptor out of the channel.
-            "no retry": bench.raw_clients(lambda_configuration.with_retry_strategy(None), topics),  # type: ignore[arg-type]
-            "keepalive": bench.raw_clients(Configurations.InRegion.Default.latest(), topics),
-            "no topic keepalive": bench.raw_clients(lambda_configuration, no_topic_keepalive),
-        }
-        from stream_processor.momento_clients import _reuse_cache_stubs
-
-        self.raw_reuses_stubs = _reuse_cache_stubs(self.clients["stub reuse"].cache)
+        settings = sdk_setting_clients(bench.raw_clients)
+        self.clients = settings.clients
+        self.raw_reuses_stubs = "stub reuse" in settings.reusing_stubs
+        self.floor_reuses_stubs = "as the handler" in settings.reusing_stubs
 
     # --- the variants ---------------------------------------------------------------------------------------
 
@@ -167,6 +142,17 @@ class CpuStudy:
                 if self.packed_handler is not None
                 else None
             ),
+            (
+                (
+                    "floor packed",
+                    "raw SDK set up as the handler (stub reuse, no SDK retry strategy): sets, then packed topic "
+                    "messages (the packed mode's calls alone)",
+                    "floor",
+                    lambda: self._raw(self._packed_after_sets, clients["as the handler"]),
+                )
+                if self.packed_handler is not None and self.floor_reuses_stubs
+                else None
+            ),
             ("raw", "raw SDK: a set and a publish per change", "main", lambda: self._raw(set_and_publish, raw)),
             (
                 "raw packed",
@@ -182,7 +168,7 @@ class CpuStudy:
             ),
             (
                 "raw sets no retry",
-                "raw SDK sets only, no retry strategy (with_retry_strategy(None): no retry interceptor)",
+                "raw SDK sets only, no retry strategy (no retry interceptor, as the handler's cache client)",
                 "SDK configuration",
                 lambda: self._raw(sets_only, clients["no retry"]),
             ),
@@ -236,6 +222,9 @@ class CpuStudy:
 
     def _packed(self, calls: Sequence[Any], clients: RawClients, workers: int) -> Any:
         return sets_and_packs(calls, clients, workers, self.topic_max_bytes)
+
+    def _packed_after_sets(self, calls: Sequence[Any], clients: RawClients, workers: int) -> Any:
+        return sets_then_packs(calls, clients, workers, self.topic_max_bytes)
 
     def _run_handler_building_stubs(self) -> Run:
         with _stubs_built_per_call(self.bench.processor.momento.cache):

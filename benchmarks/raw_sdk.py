@@ -18,9 +18,18 @@ from typing import Any
 from momento import CacheClientAsync, TopicClientAsync
 from momento.responses import CacheSet, TopicPublish
 
-from stream_processor.topic_packing import TopicPack, TopicPacker
+from stream_processor.topic_packing import TopicPack, TopicPacker, pack_change_messages
 
-__all__ = ["KeyCalls", "RawClients", "key_calls", "publishes_only", "set_and_publish", "sets_and_packs", "sets_only"]
+__all__ = [
+    "KeyCalls",
+    "RawClients",
+    "key_calls",
+    "publishes_only",
+    "set_and_publish",
+    "sets_and_packs",
+    "sets_only",
+    "sets_then_packs",
+]
 
 
 @dataclass(frozen=True)
@@ -145,3 +154,35 @@ async def sets_and_packs(calls: Sequence[KeyCalls], clients: RawClients, workers
     start(packer.flush())
     failed += sum(not ok for ok in await asyncio.gather(*published))
     return failed
+
+
+async def sets_then_packs(calls: Sequence[KeyCalls], clients: RawClients, workers: int, max_bytes: int) -> int:
+    """The handler's packed-mode calls with nothing else: every set (``workers`` at a time), then the change messages
+    of the keys whose set landed packed into topic messages of at most ``max_bytes``, ``workers`` packs in flight,
+    each after the earlier packs holding one of its keys."""
+    landed = [call for call, ok in zip(calls, await _set_all(calls, clients, workers), strict=True) if ok]
+    packs = pack_change_messages(((call.key, message) for call in landed for message in call.messages), max_bytes)
+    limit = asyncio.Semaphore(workers)
+    published: list[asyncio.Future[bool]] = [asyncio.get_running_loop().create_future() for _ in packs]
+
+    async def publish(position: int) -> None:
+        pack = packs[position]
+        ok = all([await published[earlier] for earlier in pack.follows])
+        if ok:
+            async with limit:
+                ok = await clients.publish(pack.text)
+        published[position].set_result(ok)
+
+    await asyncio.gather(*(publish(position) for position in range(len(packs))))
+    return len(calls) - len(landed) + sum(not future.result() for future in published)
+
+
+async def _set_all(calls: Sequence[KeyCalls], clients: RawClients, workers: int) -> list[bool]:
+    landed = [False] * len(calls)
+
+    async def one_set(index: int) -> int:
+        landed[index] = await clients.set(calls[index])
+        return 0
+
+    await _pool(range(len(calls)), workers, one_set)
+    return landed

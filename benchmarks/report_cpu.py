@@ -167,6 +167,15 @@ class CpuReport(CpuComparisons):
                 f"- against the raw SDK, a set and a publish per change: {self.packed_ratio('raw').ratio()} "  # type: ignore[union-attr]
                 f"(target ≤ {PACKED_VS_RAW_TARGET})",
             ]
+        floor, ratio, work = self.cpu_ms("floor packed"), self.floor_ratio(), self.handler_work_ms()
+        if floor and ratio and work:
+            lines += [
+                f"- the packed mode's calls alone (raw SDK set up as the handler: stub reuse, no SDK retry strategy; "
+                f"sets, then the packs): {floor.ms()}, {ratio.ratio()} of the raw SDK: the least this SDK allows, "
+                "one cache set per key",
+                f"- the handler's own work on top (reading and checking records, the plan, the change messages, "
+                f"packing, outcomes): {work.ms()}",
+            ]
         if self.operations is not None:
             lines += [
                 "",
