@@ -37,8 +37,7 @@ def key_value_text(value: Any, name: str = "") -> str:
 
     ``name`` is the key attribute's name, for the reason of a ``PoisonRecordError`` (which never shows the value).
     """
-    where = f"dynamodb.Keys.{path_name(name)}" if name else "a key value"
-    if isinstance(value, Mapping) and len(value) == 1:
+    if (type(value) is dict or isinstance(value, Mapping)) and len(value) == 1:
         ((kind, data),) = value.items()
         try:
             if kind == "S" and isinstance(data, str):
@@ -51,14 +50,20 @@ def key_value_text(value: Any, name: str = "") -> str:
             else:
                 text = None
         except InvalidAttributeValue as error:
-            raise PoisonRecordError(f"malformed record: {where}.{kind} {error.problem}") from None
+            raise PoisonRecordError(f"malformed record: {_where(name)}.{kind} {error.problem}") from None
         except UnicodeEncodeError:
-            raise PoisonRecordError(f"malformed record: {where}.S is not valid Unicode text (lone surrogate)") from None
+            reason = f"{_where(name)}.S is not valid Unicode text (lone surrogate)"
+            raise PoisonRecordError(f"malformed record: {reason}") from None
         if text == "":
-            raise PoisonRecordError(f"malformed record: {where}.{kind} is empty (DynamoDB key values never are)")
+            raise PoisonRecordError(f"malformed record: {_where(name)}.{kind} is empty (DynamoDB key values never are)")
         if text is not None:
             return text
-    raise PoisonRecordError(f"malformed record: {where} must be an S, N or B attribute value, got {_key_type(value)}")
+    reason = f"{_where(name)} must be an S, N or B attribute value, got {_key_type(value)}"
+    raise PoisonRecordError(f"malformed record: {reason}")
+
+
+def _where(name: str) -> str:
+    return f"dynamodb.Keys.{path_name(name)}" if name else "a key value"
 
 
 def _key_type(value: Any) -> str:

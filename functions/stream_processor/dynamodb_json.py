@@ -43,6 +43,8 @@ _MAX_DIGITS = 38
 _MIN_EXPONENT, _MAX_EXPONENT = -130, 125
 
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # UTF-8 output: no \u escapes
+# One encoder for the other values (json.dumps with arguments would build a new one per call).
+_encode_other = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
 # What DynamoDB accepts as number text (hand-written events: "+1", ".5", "1.", "007"); ASCII digits only.
@@ -170,14 +172,17 @@ def json_object(members: Iterable[tuple[str, Any]]) -> str:
     """A compact JSON object from (name, value) pairs; ``RawJson`` values are embedded as they are."""
     parts = []
     for name, value in members:
-        if isinstance(value, RawJson):
+        kind = type(value)  # exact types first: the common members, without the general encoder
+        if kind is RawJson:
             encoded = str(value)
-        elif isinstance(value, str):  # the common members (names, ids, keys): no need for the general encoder
+        elif kind is str:
             encoded = _encode_string(value)
-        elif isinstance(value, bool):
+        elif kind is bool:
             encoded = "true" if value else "false"
+        elif kind is int:
+            encoded = int.__repr__(value)  # as json writes an int
         else:
-            encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            encoded = _encode_other(value)
         parts.append(f"{_encode_string(name)}:{encoded}")
     return "{" + ",".join(parts) + "}"
 
@@ -192,7 +197,8 @@ def _write_map(image: AttributeMap, out: list[str], depth: int) -> None:
             out.append(",")
         first = False
         try:
-            _check_unicode(name, "is an attribute name that is not valid Unicode text (lone surrogate)")
+            if not name.isascii():
+                _check_unicode(name, "is an attribute name that is not valid Unicode text (lone surrogate)")
             out.append(_encode_string(name))
             out.append(":")
             _write_value(value, out, depth)
@@ -202,13 +208,17 @@ def _write_map(image: AttributeMap, out: list[str], depth: int) -> None:
 
 
 def _write_value(value: AttributeValue, out: list[str], depth: int) -> None:
-    if not isinstance(value, Mapping) or len(value) != 1:
+    # type() first: stream values are dicts, and an isinstance check against the Mapping ABC costs several times more.
+    if (type(value) is not dict and not isinstance(value, Mapping)) or len(value) != 1:
         what = f"an object with {len(value)} members" if isinstance(value, Mapping) else json_type(value)
         raise InvalidAttributeValue(f"must be a DynamoDB attribute value (an object with one type), got {what}")
     ((kind, data),) = value.items()
     try:
         if kind == "S":
-            _write_text(data, out)
+            if type(data) is str and data.isascii():  # the common case, without _write_text's checks
+                out.append(_encode_string(data))
+            else:
+                _write_text(data, out)
         elif kind == "N":
             out.append(number_text(data))
         elif kind == "B":

@@ -46,18 +46,19 @@ class MessageFormat:
         tail = [("expired", change.removed_by_ttl)]
         if redriven:
             tail.append(("redriven", True))
+        created = change.approximate_creation_time
+        dated = [("approximateCreationDateTime", created)] if created is not None else []
         full = [*head, ("keys", keys)]
         if new_image is not None:
             full.append(("newImage", new_image))
         if old_image is not None:
             full.append(("oldImage", old_image))
-        created = [("approximateCreationDateTime", change.approximate_creation_time)]
-        if change.approximate_creation_time is None:
-            created = []
-        for members in (
-            [*full, *created, *tail],
-            [*head, ("keys", keys), *created, *tail, ("truncated", True)],
-            [*head, *tail],  # the identifying fields only (the documented minimal form)
+        encoded = json_object([*full, *dated, *tail]).encode("utf-8")
+        if len(encoded) <= self.max_bytes:
+            return encoded
+        for members in (  # too large: without the images, then the identifying fields only (the minimal form)
+            [*head, ("keys", keys), *dated, *tail, ("truncated", True)],
+            [*head, *tail],
         ):
             encoded = json_object(members).encode("utf-8")
             if len(encoded) <= self.max_bytes:

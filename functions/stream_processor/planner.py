@@ -91,7 +91,7 @@ class ChangeRules:
         return SetItem(self.cache_value(image, written), ttl_ms)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per record or key (see changes.Change)
 class SetItem:
     """A cache set: the encoded value and its TTL in whole milliseconds (a delete is represented by None)."""
 
@@ -116,7 +116,7 @@ class RejectedRecord:
     cause: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per record or key (see changes.Change)
 class KeyChange:
     """One change of a key: its change message, or the poison reason when the change cannot be applied."""
 
@@ -126,7 +126,7 @@ class KeyChange:
     poison_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per record or key (see changes.Change)
 class KeyPlan:
     """All changes of one cache key in a batch: one cache write (``write`` None = delete), then the messages."""
 
