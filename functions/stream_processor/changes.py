@@ -11,6 +11,7 @@ rejects a whole batch) and exact attribute values (the data class turns N into D
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -98,8 +99,11 @@ def stream_order(sequence_number: str) -> tuple[int, str]:
 
 def table_name_of(event_source_arn: Any) -> str | None:
     """The table name in a stream ARN ``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL``."""
-    if not isinstance(event_source_arn, str):
-        return None
+    return _table_name_in(event_source_arn) if isinstance(event_source_arn, str) else None
+
+
+@functools.lru_cache(maxsize=64)  # a batch's records share their stream's ARN
+def _table_name_in(event_source_arn: str) -> str | None:
     parts = event_source_arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "dynamodb":
         return None

@@ -38,7 +38,7 @@ MAX_RECHECKS = 5
 Item = Mapping[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyOutcome:
     """What happened to one key: the write that landed, publishes, poison found, and the failure that stopped it."""
 

@@ -43,7 +43,7 @@ class OneMessagePerChange:
                 return  # the later changes of the key wait for Lambda's retry (or the next redrive), in order
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per change (see changes.Change)
 class _Queued:
     """A change waiting in a pack, and the outcome of its key."""
 
