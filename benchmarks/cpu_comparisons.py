@@ -185,6 +185,17 @@ class CpuComparisons:
                     + self.stub_evidence(),
                 )
             )
+        collector = self.saving("handler packed", "handler packed default gc")
+        if collector:
+            rows.append(
+                Row(
+                    "Collector threshold (gc_settings): CPU per change it saves, packed mode",
+                    f"{collector.median:.1%}",
+                    "CPython's default threshold (700)",
+                    collector.percent(),
+                    why="Young collections made rare: the handler's per-batch objects are freed by reference counting.",
+                )
+            )
         packed = self.packed_ms()
         for baseline, name, target in (
             ("handler", "the default mode", PACKED_VS_DEFAULT_TARGET),

@@ -6,7 +6,8 @@ medians and ranges over rounds of the CPU time of this process, every thread (wh
 Variants:
 
 - the handler as shipped, and with each data channel building a gRPC stub per call again (the SDK's own behaviour,
-  i.e. without ``momento_clients._reuse_cache_stubs``), and in packed mode when the handler packs;
+  i.e. without ``momento_clients._reuse_cache_stubs``), and in packed mode when the handler packs, also with
+  CPython's default collector threshold (without ``gc_settings``);
 - the raw SDK: a set and a publish per change; sets alone and publishes alone (the split); sets plus packed topic
   messages (the packed mode emulated with the SDK alone); sets with the stub-reuse patch applied;
 - the packed mode's floor: the handler's packed-mode calls issued through clients set up as the handler's (the
@@ -21,17 +22,16 @@ Variants:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from momento import Configurations, TopicConfigurations
 
+from benchmarks.compared_settings import default_young_threshold, sdk_setting_clients, stubs_built_per_call
 from benchmarks.raw_sdk import RawClients, publishes_only, set_and_publish, sets_and_packs, sets_only, sets_then_packs
-from benchmarks.sdk_settings import sdk_setting_clients
 from benchmarks.throughput import Run, ThroughputBench, median
 from benchmarks.workload import TYPICAL_ITEMS, BatchShape, stream_batch
 
@@ -144,6 +144,16 @@ class CpuStudy:
             ),
             (
                 (
+                    "handler packed default gc",
+                    "handler, TOPIC_PACKING=on, with CPython's default collector threshold (700)",
+                    "collector",
+                    self._run_packed_handler_default_gc,
+                )
+                if self.packed_handler is not None
+                else None
+            ),
+            (
+                (
                     "floor packed",
                     "raw SDK set up as the handler (stub reuse, no SDK retry strategy): sets, then packed topic "
                     "messages (the packed mode's calls alone)",
@@ -226,8 +236,12 @@ class CpuStudy:
     def _packed_after_sets(self, calls: Sequence[Any], clients: RawClients, workers: int) -> Any:
         return sets_then_packs(calls, clients, workers, self.topic_max_bytes)
 
+    def _run_packed_handler_default_gc(self) -> Run:
+        with default_young_threshold():
+            return self._run_packed_handler()
+
     def _run_handler_building_stubs(self) -> Run:
-        with _stubs_built_per_call(self.bench.processor.momento.cache):
+        with stubs_built_per_call(self.bench.processor.momento.cache):
             return self.bench.run_handler(self.event)[0]
 
     def _run_packed_handler(self) -> Run:
@@ -283,15 +297,3 @@ class CpuStudy:
         if not self.bench.processor.momento.reuses_stubs:
             figures.notes.append("The handler's stub-reuse patch is not active (another SDK version): not compared.")
         return figures
-
-
-@contextlib.contextmanager
-def _stubs_built_per_call(cache: Any) -> Iterator[None]:
-    """Undo the stub-reuse patch for the block: each data channel builds a stub per call again (the SDK's own)."""
-    managers = [client._grpc_manager for client in cache._data_clients]
-    patched = {manager: vars(manager).pop("async_stub") for manager in managers if "async_stub" in vars(manager)}
-    try:
-        yield
-    finally:
-        for manager, stub in patched.items():
-            manager.async_stub = stub

@@ -74,6 +74,10 @@ class CpuReport(CpuComparisons):
         ]
         calls = [("a cache set", self.cpu_ms("raw sets")), ("a topic publish", self.cpu_ms("raw publishes"))]
         savings = [
+            (
+                "the collector threshold (gc_settings), packed mode",
+                self.saving("handler packed", "handler packed default gc"),
+            ),
             ("the stub-reuse patch, per set call", self.saving("raw sets stub reuse", "raw sets")),
             ("the stub-reuse patch, per change (its set's saving over the handler's CPU)", self.stub_reuse_saving()),
             ("the stub-reuse patch, whole handler runs with and without it", self.handler_stub_reuse_saving()),

@@ -18,6 +18,7 @@ from stream_processor.config import Settings, load_settings
 from stream_processor.dead_letters import DeadLetterQueue
 from stream_processor.dynamodb_json import json_type, path_name
 from stream_processor.executor import execute_plan
+from stream_processor.gc_settings import collect_young_objects_less_often
 from stream_processor.momento_clients import MomentoRuntime
 from stream_processor.observability import BatchSummary, log_causes, logger, metrics, publish_summary
 from stream_processor.planner import ChangeRules, ParsedBatch, PoisonRecord, items_to_read, plan_batch, read_batch
@@ -154,7 +155,9 @@ def _unique(sequence_numbers: list[str | None]) -> list[str]:
 @cache
 def processor() -> StreamProcessor:
     """The container's processor, built once (a configuration error stops start-up, naming the variable)."""
-    return StreamProcessor.from_environment()
+    built = StreamProcessor.from_environment()
+    collect_young_objects_less_often()
+    return built
 
 
 @metrics.log_metrics

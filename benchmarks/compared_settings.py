@@ -1,4 +1,5 @@
-"""The SDK client settings the CPU study compares: each a set of raw-SDK clients on the handler's event loop.
+"""The settings the CPU study compares: SDK client settings (each a set of raw-SDK clients on the handler's event
+loop), and two of the handler's own choices undone for a block (the stub-reuse patch, the collector threshold).
 
 - ``stub reuse``: Configurations.Lambda with the handler's stub-reuse patch applied;
 - ``never retry``: a public ``RetryStrategy`` that never retries; ``no retry``: no retry strategy at all, as the
@@ -10,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +24,13 @@ from momento.retry import RetryableProps, RetryStrategy
 
 from benchmarks.raw_sdk import RawClients
 
-__all__ = ["NeverRetry", "SettingClients", "sdk_setting_clients"]
+__all__ = [
+    "NeverRetry",
+    "SettingClients",
+    "default_young_threshold",
+    "sdk_setting_clients",
+    "stubs_built_per_call",
+]
 
 
 class NeverRetry(RetryStrategy):
@@ -66,3 +75,26 @@ def sdk_setting_clients(build: Callable[[Any, Any], RawClients]) -> SettingClien
     }
     reusing = frozenset(name for name in ("stub reuse", "as the handler") if _reuse_cache_stubs(clients[name].cache))
     return SettingClients(clients, reusing)
+
+
+@contextlib.contextmanager
+def default_young_threshold() -> Iterator[None]:
+    """CPython's default young-generation threshold for the block (``gc_settings`` raises it at start-up)."""
+    shipped = gc.get_threshold()
+    gc.set_threshold(700, *shipped[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*shipped)
+
+
+@contextlib.contextmanager
+def stubs_built_per_call(cache: Any) -> Iterator[None]:
+    """Undo the stub-reuse patch for the block: each data channel builds a stub per call again (the SDK's own)."""
+    managers = [client._grpc_manager for client in cache._data_clients]
+    patched = {manager: vars(manager).pop("async_stub") for manager in managers if "async_stub" in vars(manager)}
+    try:
+        yield
+    finally:
+        for manager, stub in patched.items():
+            manager.async_stub = stub
