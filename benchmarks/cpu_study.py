@@ -126,7 +126,6 @@ class CpuStudy:
         bench, raw, clients = self.bench, self.bench.raw, self.clients
         handler = lambda: bench.run_handler(self.event)[0]  # noqa: E731 - named for the table below
         table: list[tuple[str, str, str, Callable[[], Run]] | None] = [
-            ("handler", "handler, default mode (as shipped)", "main", handler),
             (
                 (
                     "handler no stub reuse",
@@ -137,18 +136,10 @@ class CpuStudy:
                 if bench.processor.momento.reuses_stubs
                 else None
             ),
+            ("handler", "handler, default mode (as shipped)", "main", handler),
+            ("raw", "raw SDK: a set and a publish per change", "main", lambda: self._raw(set_and_publish, raw)),
             (
                 ("handler packed", "handler, TOPIC_PACKING=on", "main", self._run_packed_handler)
-                if self.packed_handler is not None
-                else None
-            ),
-            (
-                (
-                    "handler packed default gc",
-                    "handler, TOPIC_PACKING=on, with CPython's default collector threshold (700)",
-                    "collector",
-                    self._run_packed_handler_default_gc,
-                )
                 if self.packed_handler is not None
                 else None
             ),
@@ -163,7 +154,16 @@ class CpuStudy:
                 if self.packed_handler is not None and self.floor_reuses_stubs
                 else None
             ),
-            ("raw", "raw SDK: a set and a publish per change", "main", lambda: self._raw(set_and_publish, raw)),
+            (
+                (
+                    "handler packed default gc",
+                    "handler, TOPIC_PACKING=on, with CPython's default collector threshold (700)",
+                    "collector",
+                    self._run_packed_handler_default_gc,
+                )
+                if self.packed_handler is not None
+                else None
+            ),
             (
                 "raw packed",
                 f"raw SDK: a set per change, packed topic messages of ≤ {self.topic_max_bytes:,} B (emulated)",

@@ -55,7 +55,7 @@ class BenchmarkOptions:
     batch_size: int = TEMPLATE_DEFAULTS["BatchSize"]  # one request charge per batch
     memory_sizes: tuple[int, ...] = (512, 1024, 1769)  # costed and checked for shard headroom
     cpu_changes: int = 1_000
-    cpu_rounds: int = 9
+    cpu_rounds: int = 15
     subscribers: tuple[int, ...] = (1, 2)  # topic subscribers attached while topic operations are counted
     packed_handler: bool = True  # measure the handler with TOPIC_PACKING=on when it packs
     output: Path = REPO_ROOT / "benchmarks" / "results.md"
