@@ -72,6 +72,11 @@ class VariantFigures:
         return median([(run.main_thread_cpu_seconds or 0.0) / run.changes * 1000 for run in self.runs])
 
     @property
+    def collector_ms(self) -> float:
+        """Median CPU time per change in the cyclic garbage collector (ms)."""
+        return median([run.collector_cpu_seconds / run.changes * 1000 for run in self.runs])
+
+    @property
     def server_ms(self) -> float | None:
         values = [run.server_cpu_seconds / run.changes for run in self.runs if run.server_cpu_seconds is not None]
         return statistics.median(values) * 1000 if values else None

@@ -38,7 +38,8 @@ class CpuReport(CpuComparisons):
             "backwards in turn (compared variants run next to each other), "
             f"{cpu.max_in_flight} requests in flight unless stated. CPU: this process, "
             "every thread (the event loop's and gRPC's own), per change; median and range over rounds. Main thread: "
-            "the event loop's thread alone. Server: the local server process, for the same batch (its work is "
+            "the event loop's thread alone. Garbage collector: the part of it spent in CPython's cyclic collector. "
+            "Server: the local server process, for the same batch (its work is "
             "Momento's in production).",
             "",
         ]
@@ -55,12 +56,23 @@ class CpuReport(CpuComparisons):
                     f"{figures.cpu_ms:.3f}",
                     f"{low:.3f} to {high:.3f}",
                     f"{figures.main_thread_ms:.3f}",
+                    f"{figures.collector_ms:.4f}",
                     "—" if server is None else f"{server:.3f}",
                     f"{figures.wall_ms:.3f}",
                 )
             )
         lines += table(
-            ("Variant", "Group", "CPU ms/change", "Range", "Main thread", "Server process", "Wall ms/change"), rows
+            (
+                "Variant",
+                "Group",
+                "CPU ms/change",
+                "Range",
+                "Main thread",
+                "Garbage collector",
+                "Server process",
+                "Wall ms/change",
+            ),
+            rows,
         )
         lines += ["", *self._comparisons(), ""]
         lines += [f"- {note}" for note in cpu.notes]

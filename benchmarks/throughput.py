@@ -54,6 +54,7 @@ class Run:
     cache_writes: int | None = None
     main_thread_cpu_seconds: float | None = None
     server_cpu_seconds: float | None = None
+    collector_cpu_seconds: float = 0.0
 
     @classmethod
     def of(cls, changes: int, usage: Usage, cache_writes: int | None = None) -> Run:
@@ -64,6 +65,7 @@ class Run:
             cache_writes,
             usage.main_thread_cpu_seconds,
             usage.server_cpu_seconds,
+            usage.collector_cpu_seconds,
         )
 
     @property

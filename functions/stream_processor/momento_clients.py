@@ -52,7 +52,7 @@ def without_sdk_retries(configuration: Configuration) -> Configuration:
     retries inside each call, with no backoff against an unavailable or throttling service, each with the full
     deadline: a call could last four deadlines, which the deadline arithmetic (one worst-case call of
     ``CACHE_CALL_SECONDS``) does not allow for. Without a strategy the SDK leaves the interceptor out of the channel,
-    as it does for its own topic channel; that also saves about 7% of a set's CPU (benchmarks/results.md).
+    as it does for its own topic channel (which also saves a little CPU per call: benchmarks/results.md).
     """
     return configuration.with_retry_strategy(None)  # type: ignore[arg-type]  # None: no retry interceptor
 
