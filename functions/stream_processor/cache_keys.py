@@ -85,6 +85,9 @@ class CacheKeyBuilder:
     def cache_key(self, table: str, keys: Mapping[str, Any]) -> str:
         """The cache key of the item with these key attributes in ``table``."""
         if self.template is None:
+            if len(keys) == 1:  # the common case (a table without a sort key), without the sort and join
+                ((name, value),) = keys.items()
+                return key_value_text(value, name)
             return "#".join(key_value_text(keys[name], name) for name in sorted(keys))
         values: dict[str, str] = {}
         for field in self._fields:

@@ -121,8 +121,11 @@ def describe(value: Any) -> str:
     return json_type(value)
 
 
-def parse_change(record: Any) -> Change:
-    """Validate one record of a DynamoDB Streams Lambda event; raise ``PoisonRecordError`` when it never can succeed."""
+def parse_change(record: Any, sequence_number: str | None = None) -> Change:
+    """Validate one record of a DynamoDB Streams Lambda event; raise ``PoisonRecordError`` when it never can succeed.
+
+    ``sequence_number``: the record's, when the caller has already read it with ``sequence_number_of``.
+    """
     if not _is_object(record):
         raise PoisonRecordError(f"not a DynamoDB stream record: a record is a JSON object, got {json_type(record)}")
     if record.get("eventSource") != "aws:dynamodb":
@@ -130,7 +133,8 @@ def parse_change(record: Any) -> Change:
     dynamodb = record.get("dynamodb")
     if not _is_object(dynamodb):
         raise PoisonRecordError(f"malformed record: 'dynamodb' must be an object, got {describe(dynamodb)}")
-    sequence_number = sequence_number_of(record)
+    if sequence_number is None:
+        sequence_number = sequence_number_of(record)
     if sequence_number is None:
         found = dynamodb.get("SequenceNumber")
         got = "it is missing" if found is None else f"got {describe(found)}"

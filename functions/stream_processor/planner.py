@@ -183,9 +183,9 @@ def read_batch(records: Sequence[Any], rules: ChangeRules) -> ParsedBatch:
     Never raises for a record, whatever JSON it holds: a record that cannot be read is poison with its reason.
     """
     batch = ParsedBatch(records=len(records))
-    for record in _in_stream_order(records):
+    for sequence_number, record in _in_stream_order(records):
         try:
-            change = parse_change(record)
+            change = parse_change(record, sequence_number)
             cache_key = rules.keys.cache_key(change.table, change.keys)
         except KeyTemplateMismatch as mismatch:
             batch.rejected.append(RejectedRecord(sequence_number_of(record), mismatch.cause))
@@ -286,19 +286,14 @@ def _cache_key_of_poison(record: Any, rules: ChangeRules) -> str | None:
         return None
 
 
-def _in_stream_order(records: Iterable[Any]) -> list[Any]:
-    """Records sorted by sequence number (Lambda sends them in order; this guards hand-made events).
+def _in_stream_order(records: Iterable[Any]) -> list[tuple[str | None, Any]]:
+    """Records with their sequence numbers, sorted by them (Lambda sends them in order; this guards hand-made events).
 
     The sort is stable (records with equal sequence numbers keep their order) and never converts a sequence number
     to int (Python refuses texts over 4,300 digits); records without one (poison) come first.
     """
-    records = list(records)
-    keys = [_order_of(record) for record in records]
+    numbered = [(sequence_number_of(record), record) for record in records]
+    keys = [(-1, "") if number is None else stream_order(number) for number, _ in numbered]
     if all(a <= b for a, b in itertools.pairwise(keys)):
-        return records
-    return [record for _, record in sorted(zip(keys, records, strict=True), key=lambda pair: pair[0])]
-
-
-def _order_of(record: Any) -> tuple[int, str]:
-    sequence_number = sequence_number_of(record)
-    return stream_order(sequence_number) if sequence_number is not None else (-1, "")
+        return numbered
+    return [pair for _, pair in sorted(zip(keys, numbered, strict=True), key=lambda keyed: keyed[0])]
