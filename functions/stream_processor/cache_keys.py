@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from stream_processor.changes import PoisonRecordError
-from stream_processor.dynamodb_json import InvalidAttributeValue, binary_text, json_type, number_text, path_name
+from stream_processor.dynamodb_json import (
+    InvalidAttributeValue,
+    binary_text,
+    is_json_object,
+    json_type,
+    number_text,
+    path_name,
+)
 
 __all__ = ["CacheKeyBuilder", "KeyTemplateMismatch", "key_value_text"]
 
@@ -37,7 +44,7 @@ def key_value_text(value: Any, name: str = "") -> str:
 
     ``name`` is the key attribute's name, for the reason of a ``PoisonRecordError`` (which never shows the value).
     """
-    if (type(value) is dict or isinstance(value, Mapping)) and len(value) == 1:
+    if is_json_object(value) and len(value) == 1:
         ((kind, data),) = value.items()
         try:
             if kind == "S" and isinstance(data, str):

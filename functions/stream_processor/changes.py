@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from stream_processor.dynamodb_json import InvalidAttributeValue, attribute_map_json, json_type
+from stream_processor.dynamodb_json import InvalidAttributeValue, attribute_map_json, is_json_object, json_type
 
 __all__ = [
     "Change",
@@ -75,16 +75,11 @@ class Change:
         return self.event_name != "REMOVE" and self.new_image is None
 
 
-def _is_object(value: Any) -> bool:
-    """A JSON object: a dict (what json.loads gives, checked first as the cheap case) or any other Mapping."""
-    return type(value) is dict or isinstance(value, Mapping)
-
-
 def sequence_number_of(record: Any) -> str | None:
     """The record's stream sequence number when it has a well-formed one (a string of ASCII digits)."""
-    if _is_object(record):
+    if is_json_object(record):
         dynamodb = record.get("dynamodb")
-        if _is_object(dynamodb):
+        if is_json_object(dynamodb):
             value = dynamodb.get("SequenceNumber")
             if isinstance(value, str) and value.isascii() and value.isdigit():
                 return value
@@ -126,12 +121,12 @@ def parse_change(record: Any, sequence_number: str | None = None) -> Change:
 
     ``sequence_number``: the record's, when the caller has already read it with ``sequence_number_of``.
     """
-    if not _is_object(record):
+    if not is_json_object(record):
         raise PoisonRecordError(f"not a DynamoDB stream record: a record is a JSON object, got {json_type(record)}")
     if record.get("eventSource") != "aws:dynamodb":
         raise PoisonRecordError(f"not a DynamoDB stream record: eventSource is {describe(record.get('eventSource'))}")
     dynamodb = record.get("dynamodb")
-    if not _is_object(dynamodb):
+    if not is_json_object(dynamodb):
         raise PoisonRecordError(f"malformed record: 'dynamodb' must be an object, got {describe(dynamodb)}")
     if sequence_number is None:
         sequence_number = sequence_number_of(record)
@@ -151,7 +146,7 @@ def parse_change(record: Any, sequence_number: str | None = None) -> Change:
     if not isinstance(event_id, str) or not _is_unicode(event_id):
         raise PoisonRecordError(f"malformed record: eventID must be a string of Unicode text, got {describe(event_id)}")
     keys = dynamodb.get("Keys")
-    if not _is_object(keys) or not keys:
+    if not is_json_object(keys) or not keys:
         raise PoisonRecordError(
             f"malformed record: dynamodb.Keys must be a non-empty map of key attributes, got {json_type(keys)}"
         )
@@ -169,7 +164,7 @@ def parse_change(record: Any, sequence_number: str | None = None) -> Change:
     identity = record.get("userIdentity")
     removed_by_ttl = (
         event_name == "REMOVE"
-        and _is_object(identity)
+        and is_json_object(identity)
         and identity.get("type") == "Service"
         and identity.get("principalId") == "dynamodb.amazonaws.com"
     )
@@ -196,7 +191,7 @@ def _image(dynamodb: Mapping[str, Any], name: str) -> tuple[Mapping[str, Any] | 
     image = dynamodb.get(name)
     if image is None:
         return None, None
-    if not _is_object(image):
+    if not is_json_object(image):
         raise PoisonRecordError(f"malformed record: dynamodb.{name} must be an object, got {json_type(image)}")
     return image, _check_attributes(image, f"dynamodb.{name}")
 

@@ -27,6 +27,7 @@ __all__ = [
     "attribute_map_json",
     "attribute_value_json",
     "binary_text",
+    "is_json_object",
     "json_object",
     "json_type",
     "number_text",
@@ -91,6 +92,12 @@ def json_type(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "an array"
     return f"a {type(value).__name__}"
+
+
+def is_json_object(value: Any) -> bool:
+    """Whether a value is a JSON object: a dict (what json.loads gives, checked first because an isinstance check
+    against the Mapping ABC costs several times more) or any other Mapping."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def path_name(name: Any) -> str:
@@ -208,8 +215,7 @@ def _write_map(image: AttributeMap, out: list[str], depth: int) -> None:
 
 
 def _write_value(value: AttributeValue, out: list[str], depth: int) -> None:
-    # type() first: stream values are dicts, and an isinstance check against the Mapping ABC costs several times more.
-    if (type(value) is not dict and not isinstance(value, Mapping)) or len(value) != 1:
+    if not is_json_object(value) or len(value) != 1:
         what = f"an object with {len(value)} members" if isinstance(value, Mapping) else json_type(value)
         raise InvalidAttributeValue(f"must be a DynamoDB attribute value (an object with one type), got {what}")
     ((kind, data),) = value.items()

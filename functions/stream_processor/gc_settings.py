@@ -3,10 +3,9 @@
 Reference counting frees what the handler builds for a batch (parsed records, the plan, the coroutines of its
 calls) as soon as the batch is done with it; none of it needs the cyclic collector. CPython still runs a young
 collection whenever 700 more container objects are alive than at the last one, which a 1,000-record batch (holding
-a few objects per change for its length) crosses dozens of times: a few percent of the CPU per change
-(benchmarks/results.md, "handler with CPython's default collector threshold"). A higher young threshold makes those
-collections rare; cyclic garbage, of which the handler makes little, is collected later instead, at most
-``YOUNG_THRESHOLD`` objects' worth.
+a few objects per change for its length) crosses dozens of times: about 6 us of CPU per change in packed mode, some
+4% (benchmarks/results.md, "Collector threshold"). A higher young threshold makes those collections rare; cyclic
+garbage, of which the handler makes little, is collected later instead, at most ``YOUNG_THRESHOLD`` objects' worth.
 """
 
 from __future__ import annotations

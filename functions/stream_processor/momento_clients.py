@@ -31,12 +31,8 @@ from stream_processor.momento_credentials import credential_provider, read_api_k
 from stream_processor.momento_errors import CallFailure, MomentoTarget, classify
 from stream_processor.observability import logger
 
-__all__ = [
-    "MomentoRuntime",
-    "credential_provider",
-    "read_api_key",
-    "without_sdk_retries",
-]  # the credentials, re-exported for callers
+# credential_provider and read_api_key are re-exported for callers.
+__all__ = ["MomentoRuntime", "credential_provider", "read_api_key", "without_sdk_retries"]
 
 T = TypeVar("T")
 #: Longest a single cache call can take (Configurations.Lambda's deadline) and a publish (TopicConfigurations.Default).
